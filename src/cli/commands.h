@@ -1,0 +1,21 @@
+/* commands.h: the subcommands of the rn50 program, one function each.
+ * Each takes the arguments after the subcommand name and returns the exit
+ * status (0 ok, 1 failure, 2 bad usage). */
+#ifndef RN50_COMMANDS_H
+#define RN50_COMMANDS_H
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary; /* one line for 'rn50 help' */
+  const char *usage;   /* full text for 'rn50 help NAME' */
+} command;
+
+int cmd_summary(int argc, char **argv);
+extern const char cmd_summary_usage[];
+int cmd_bench(int argc, char **argv);
+extern const char cmd_bench_usage[];
+int cmd_convert(int argc, char **argv);
+extern const char cmd_convert_usage[];
+
+#endif

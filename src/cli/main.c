@@ -1,0 +1,51 @@
+/* main.c: the rn50 program — dispatches to one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/util.h"
+#include "commands.h"
+
+static const command commands[] = {
+    {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+};
+
+static void print_help(FILE *f) {
+  fprintf(f, "rn50 %s: trains ResNet-50 (and the torchvision ResNet family) on ImageNet.\n\n", RN50_VERSION);
+  fprintf(f, "usage: rn50 COMMAND [OPTIONS]\n\ncommands:\n");
+  for (size_t i = 0; i < ARRAY_LEN(commands); i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n'rn50 help COMMAND' shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_help(stderr);
+    return 2;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "help") || !strcmp(name, "--help") || !strcmp(name, "-h")) {
+    if (argc > 2)
+      for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[2], commands[i].name)) {
+          fputs(commands[i].usage, stdout);
+          return 0;
+        }
+    print_help(stdout);
+    return 0;
+  }
+  if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+    printf("rn50 %s\n", RN50_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+    if (!strcmp(name, commands[i].name)) {
+      for (int k = 2; k < argc; k++)
+        if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+          fputs(commands[i].usage, stdout);
+          return 0;
+        }
+      return commands[i].run(argc - 2, argv + 2);
+    }
+  fprintf(stderr, "rn50: unknown command '%s'\n\n", name);
+  print_help(stderr);
+  return 2;
+}

@@ -1,0 +1,73 @@
+/* harness.h: the tiny test harness every tests/test_*.c uses.
+ * A test is a void function; CHECK records a failure with its location and
+ * message and the test goes on. main() calls RUN for each test and returns
+ * harness_finish(), which prints "RESULT <passed> <failed>" for
+ * tests/run_tests.sh to add up, and exits non-zero if anything failed. */
+#ifndef RN50_HARNESS_H
+#define RN50_HARNESS_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int h_passed, h_failed, h_cur_failed;
+static const char *h_cur_name;
+
+static void h_fail(const char *file, int line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stdout, "  %s:%d: ", file, line);
+  vfprintf(stdout, fmt, ap);
+  fputc('\n', stdout);
+  va_end(ap);
+  h_cur_failed++;
+}
+
+#define CHECK(cond, ...)                                 \
+  do {                                                   \
+    if (!(cond)) h_fail(__FILE__, __LINE__, __VA_ARGS__); \
+  } while (0)
+
+/* Relative L2 error ||a-b|| / ||b|| in double; NaN anywhere gives +inf. */
+static inline double rel_l2(const float *a, const float *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)a[i] - (double)b[i];
+    if (isnan(a[i]) || isnan(b[i])) return INFINITY;
+    num += d * d;
+    den += (double)b[i] * (double)b[i];
+  }
+  if (den == 0) return num == 0 ? 0 : INFINITY;
+  return sqrt(num / den);
+}
+
+#define CHECK_REL(a, b, n, tol, what)                                                     \
+  do {                                                                                    \
+    double e_ = rel_l2((a), (b), (n));                                                    \
+    CHECK(e_ <= (tol), "%s: relative L2 error %.3g > tolerance %.1g", (what), e_, (double)(tol)); \
+  } while (0)
+
+static void h_run(const char *name, void (*fn)(void)) {
+  h_cur_name = name;
+  h_cur_failed = 0;
+  fn();
+  if (h_cur_failed) {
+    printf("FAIL %s\n", name);
+    h_failed++;
+  } else {
+    printf("ok   %s\n", name);
+    h_passed++;
+  }
+  fflush(stdout);
+}
+
+#define RUN(fn) h_run(#fn, fn)
+
+static int harness_finish(void) {
+  printf("RESULT %d %d\n", h_passed, h_failed);
+  return h_failed ? 1 : 0;
+}
+
+#endif
