@@ -123,9 +123,14 @@ static void test_roundtrip_all_dtypes(void) {
     safet_read_f32(&f, t, out);
     CHECK(!memcmp(out, want, sizeof want), "f32 values");
   }
+  char shp[64] = "";
+  if (t) safet_shape_str(shp, sizeof shp, t->ndim, t->shape);
+  CHECK(!strcmp(shp, "[2, 3]"), "shape string %s", shp);
   t = safet_find(&f, "bn1.num_batches_tracked");
   CHECK(t && t->dtype == SAFET_I64 && t->ndim == 0 && safet_numel(t) == 1 && t->nbytes == 8, "0-dim I64 scalar");
   if (t) {
+    safet_shape_str(shp, sizeof shp, t->ndim, t->shape);
+    CHECK(!strcmp(shp, "[]"), "scalar shape string %s", shp);
     int64_t v = 0;
     float fv = 0;
     CHECK(safet_read_i64(&f, t, &v) == 0 && v == 12345, "scalar value %lld", (long long)v);

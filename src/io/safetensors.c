@@ -338,6 +338,16 @@ size_t safet_numel(const safet_tensor *t) {
   return n;
 }
 
+void safet_shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+  strbuf b;
+  sb_init(&b);
+  sb_putc(&b, '[');
+  for (int i = 0; i < ndim; i++) sb_printf(&b, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  sb_putc(&b, ']');
+  snprintf(buf, n, "%s", b.data);
+  sb_free(&b);
+}
+
 const void *safet_tensor_data(const safet_file *f, const safet_tensor *t) { return f->data + t->offset; }
 
 static float f32_from_bits(uint32_t u) {

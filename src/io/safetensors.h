@@ -67,6 +67,8 @@ const safet_tensor *safet_find(const safet_file *f, const char *name);
 const char *safet_meta(const safet_file *f, const char *key);
 /* Elements (1 for a 0-dim scalar, 0 when a dimension is 0). */
 size_t safet_numel(const safet_tensor *t);
+/* "[64, 3, 7, 7]" ("[]" for a scalar), for messages about misshapen tensors. */
+void safet_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 /* The raw little-endian bytes of t (t->nbytes of them; not aligned). */
 const void *safet_tensor_data(const safet_file *f, const safet_tensor *t);
 
