@@ -65,7 +65,7 @@ static void bn_apply(int m, int c, float *y, const float *x, const float *r, int
     for (int j = 0; j < c; j++) {
       float v = xr[j] * scale[j] + shift[j];
       if (rr) v += rr[j];
-      if (relu) v = v > 0.0f ? v : 0.0f;
+      if (relu) v = v <= 0.0f ? 0.0f : v; /* NaN stays NaN */
       yr[j] = v;
     }
   }
