@@ -7,6 +7,7 @@
 
 static const command commands[] = {
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+    {"bench", cmd_bench, "measure training and inference throughput", cmd_bench_usage},
 };
 
 static void print_help(FILE *f) {

@@ -14,7 +14,7 @@ backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int device, char *
   (void)act_dtype;
   (void)allow_tf32;
   (void)device;
-  if (err && errlen) snprintf(err, errlen, "this rn50 was built without CUDA (rebuild with make CUDA=1)");
+  if (err && errlen) snprintf(err, errlen, "this rn50 was built without CUDA (rebuild with 'make CUDA=1' where nvcc and cuDNN are installed)");
   return NULL;
 }
 

@@ -1,0 +1,46 @@
+/* device.c: backend selection from the command line. */
+#include "device.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/util.h"
+
+static const char *dtype_name(dtype t) { return t == DTYPE_BF16 ? "bf16" : t == DTYPE_F16 ? "fp16" : "fp32"; }
+
+void device_config_from_args(args *a, device_config *dc) {
+  memset(dc, 0, sizeof *dc);
+  const char *dev = args_str(a, "device", "cpu");
+  if (!strcmp(dev, "cpu")) dc->cuda = 0;
+  else if (!strncmp(dev, "cuda", 4)) {
+    dc->cuda = 1;
+    long idx = 0;
+    if (dev[4] == ':' && parse_int(dev + 5, 0, 64, &idx) != 0) args_fail(a, "bad --device '%s' (use cuda or cuda:N)", dev);
+    else if (dev[4] && dev[4] != ':') args_fail(a, "unknown --device '%s' (cpu, cuda or cuda:N)", dev);
+    dc->gpu_index = (int)idx;
+  } else {
+    args_fail(a, "unknown --device '%s' (cpu, cuda or cuda:N)", dev);
+  }
+  const char *prec = args_str(a, "precision", dc->cuda ? "bf16" : "fp32");
+  if (!strcmp(prec, "bf16")) dc->precision = DTYPE_BF16;
+  else if (!strcmp(prec, "fp16")) dc->precision = DTYPE_F16;
+  else if (!strcmp(prec, "fp32")) dc->precision = DTYPE_F32;
+  else args_fail(a, "unknown --precision '%s' (bf16, fp16 or fp32)", prec);
+  if (!dc->cuda && dc->precision != DTYPE_F32) args_fail(a, "--precision %s needs --device cuda (the CPU computes in fp32)", prec);
+  dc->tf32 = (int)args_int(a, "tf32", 1, 0, 1);
+  dc->threads = (int)args_int(a, "threads", 0, 0, 4096);
+}
+
+backend *device_open(device_config *dc) {
+  if (!dc->cuda) {
+    backend *be = cpu_backend_create(dc->threads);
+    snprintf(dc->label, sizeof dc->label, "cpu (%d threads)", dc->threads > 0 ? dc->threads : cpu_thread_count());
+    return be;
+  }
+  char err[512] = "";
+  backend *be = cuda_backend_create(dc->precision, dc->tf32, dc->gpu_index, err, sizeof err);
+  if (!be) die("--device cuda: %s", err[0] ? err : "CUDA backend not available");
+  snprintf(dc->label, sizeof dc->label, "cuda:%d %s%s", dc->gpu_index, dtype_name(dc->precision),
+           dc->precision == DTYPE_F32 ? (dc->tf32 ? " (tf32)" : " (no tf32)") : "");
+  return be;
+}
