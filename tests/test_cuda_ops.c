@@ -8,9 +8,12 @@
  * on data full of ties, multi-block BN reductions.
  * Without a GPU it prints "skipped: no GPU" and RESULT 0 0.
  * RN50_TEST_VERBOSE=1 prints every comparison's error. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "cuda_test_util.h"
@@ -294,14 +297,16 @@ static void fc_case(int n, int cin, int cout) {
   void *cdx = tu_alloc(C, nx * 4), *cdxa = tu_up(C, F32, dx0, nx);
   C->fc_fwd(C, n, cin, cout, cy, cx, cw, cb);
   C->fc_bwd(C, n, cin, cout, cdx, cdw, cdb, cdy, cx, cw, 0);
-  C->fc_bwd(C, n, cin, cout, cdxa, NULL, NULL, cdy, cx, cw, 1);
+  float *cdw2 = tu_up(C, F32, dw0, nw), *cdb2 = tu_up(C, F32, db0, cout); /* the contract has no NULL dw / db */
+  C->fc_bwd(C, n, cin, cout, cdxa, cdw2, cdb2, cdy, cx, cw, 1);
   void *gx = tu_up(G, ADT, x, nx), *gw = tu_up(G, ADT, wt, nw), *gb = tu_up(G, ADT, b, cout);
   float *gy = tu_poison(G, F32, ny), *gdy = tu_up(G, F32, dy, ny), *gdw = tu_up(G, F32, dw0, nw),
         *gdb = tu_up(G, F32, db0, cout);
   void *gdx = tu_poison(G, ADT, nx), *gdxa = tu_up(G, ADT, dx0, nx);
   G->fc_fwd(G, n, cin, cout, gy, gx, gw, gb);
   G->fc_bwd(G, n, cin, cout, gdx, gdw, gdb, gdy, gx, gw, 0);
-  G->fc_bwd(G, n, cin, cout, gdxa, NULL, NULL, gdy, gx, gw, 1);
+  float *gdw2 = tu_up(G, F32, dw0, nw), *gdb2 = tu_up(G, F32, db0, cout);
+  G->fc_bwd(G, n, cin, cout, gdxa, gdw2, gdb2, gdy, gx, gw, 1);
   C->sync(C);
   G->sync(G);
   label(what, sizeof what, "fc fwd %s", shape);
@@ -314,6 +319,8 @@ static void fc_case(int n, int cin, int cout) {
   tu_cmp(what, G, F32, gdw, C, cdw, nw, M->tol);
   label(what, sizeof what, "fc bwd db %s", shape);
   tu_cmp(what, G, F32, gdb, C, cdb, cout, 1e-5);
+  label(what, sizeof what, "fc bwd dw (second call) %s", shape);
+  tu_cmp(what, G, F32, gdw2, C, cdw2, nw, M->tol);
   tu_release();
   free(x), free(wt), free(b), free(dy), free(dx0), free(dw0), free(db0);
 }
@@ -468,42 +475,24 @@ typedef struct {
   int gemm;
 } test_entry;
 
+/* riskiest last: a fatal backend error ends only the rest of its mode */
 static const test_entry tests[] = {
-    {"conv", test_conv, 1}, {"fc", test_fc, 1},       {"bn", test_bn, 0},       {"pool", test_pool, 0},
-    {"xent", test_xent, 0}, {"optim", test_optim, 0}, {"input", test_input, 0},
+    {"input", test_input, 0}, {"optim", test_optim, 0}, {"xent", test_xent, 0}, {"pool", test_pool, 0},
+    {"bn", test_bn, 0},       {"fc", test_fc, 1},       {"conv", test_conv, 1},
 };
 
-int main(int argc, char **argv) {
-  const char *v = getenv("RN50_TEST_VERBOSE");
-  tu_verbose = v && *v && *v != '0';
-  const char *seed = getenv("RN50_TEST_SEED");
-  if (seed && *seed) tu_seed = strtoull(seed, NULL, 10);
-  const char *only = argc > 1 ? argv[1] : NULL; /* optional: one mode by name */
-  if (!cuda_backend_available()) {
-    printf("skipped: no GPU (built without CUDA)\n");
-    return harness_finish();
-  }
+/* One mode in a child process (so that a die() inside the backend ends only
+ * this mode). Sends {status, passed, failed} on fd: status 1 = no GPU. */
+static void run_mode(const test_mode *mode, int fd) {
   char err[512];
-  backend *probe = cuda_backend_create(DTYPE_F32, 0, 0, err, sizeof err);
-  if (!probe) {
-    printf("skipped: no GPU (%s)\n", err);
-    return harness_finish();
-  }
-  probe->destroy(probe);
-  C = cpu_backend_create(0);
-  printf("seed %llu\n", (unsigned long long)tu_seed);
-  for (size_t mi = 0; mi < ARRAY_LEN(modes); mi++) {
-    M = &modes[mi];
-    if (only && strcmp(only, M->name) != 0) continue;
-    G = cuda_backend_create(M->dt, M->tf32, 0, err, sizeof err);
-    if (!G) {
-      char name[64];
-      snprintf(name, sizeof name, "create cuda backend %s", M->name);
-      printf("cuda_backend_create(%s) failed: %s\n", M->name, err);
-      h_failed++;
-      printf("FAIL %s\n", name);
-      continue;
-    }
+  int msg[3] = {0, 0, 0};
+  M = mode;
+  G = cuda_backend_create(M->dt, M->tf32, 0, err, sizeof err);
+  if (!G) {
+    printf("cuda_backend_create(%s): %s\n", M->name, err);
+    msg[0] = 1;
+  } else {
+    C = cpu_backend_create(0);
     for (size_t ti = 0; ti < ARRAY_LEN(tests); ti++) {
       if (M->gemm_only && !tests[ti].gemm) continue;
       char name[64];
@@ -512,10 +501,85 @@ int main(int argc, char **argv) {
       double t0 = now_sec();
       h_run(name, tests[ti].fn);
       printf("     %s: worst error/tolerance %.3f, %.2f s\n", name, tu_worst, now_sec() - t0);
+      fflush(stdout);
     }
     G->destroy(G);
-    G = NULL;
+    C->destroy(C);
+    msg[1] = h_passed;
+    msg[2] = h_failed;
   }
-  C->destroy(C);
+  fflush(stdout);
+  if (write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
+}
+
+int main(int argc, char **argv) {
+  const char *v = getenv("RN50_TEST_VERBOSE");
+  tu_verbose = v && *v && *v != '0';
+  const char *seed = getenv("RN50_TEST_SEED");
+  if (seed && *seed) tu_seed = strtoull(seed, NULL, 10);
+  const char *only = argc > 1 ? argv[1] : NULL; /* optional: one mode by name */
+  const char *self = getenv("RN50_TEST_CUDA_SELF");
+  if (self && *self && *self != '0') {
+    /* check the test itself where there is no GPU: a second CPU backend
+     * stands in for the device (fp32 only) */
+    C = cpu_backend_create(0);
+    G = cpu_backend_create(0);
+    M = &modes[0];
+    for (size_t ti = 0; ti < ARRAY_LEN(tests); ti++) {
+      char name[64];
+      snprintf(name, sizeof name, "%s [cpu as device]", tests[ti].name);
+      h_run(name, tests[ti].fn);
+    }
+    G->destroy(G);
+    C->destroy(C);
+    return harness_finish();
+  }
+  if (!cuda_backend_available()) {
+    printf("skipped: no GPU (built without CUDA)\n");
+    return harness_finish();
+  }
+  /* the parent never touches CUDA (or OpenMP): each mode runs in a child */
+  printf("seed %llu\n", (unsigned long long)tu_seed);
+  int passed = 0, failed = 0, ran = 0;
+  for (size_t mi = 0; mi < ARRAY_LEN(modes); mi++) {
+    if (only && strcmp(only, modes[mi].name) != 0) continue;
+    int pfd[2];
+    if (pipe(pfd) != 0) die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) die("fork: %s", strerror(errno));
+    if (pid == 0) {
+      close(pfd[0]);
+      run_mode(&modes[mi], pfd[1]);
+      _exit(0);
+    }
+    close(pfd[1]);
+    int msg[3];
+    ssize_t got = read(pfd[0], msg, sizeof msg);
+    close(pfd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (got != (ssize_t)sizeof msg) {
+      printf("FAIL %s mode: the test process died (%s %d) before finishing; see the message above\n", modes[mi].name,
+             WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+      failed++;
+      continue;
+    }
+    if (msg[0] == 1) {
+      if (!ran && mi == 0) {
+        printf("skipped: no GPU\n");
+        return harness_finish();
+      }
+      printf("FAIL %s mode: no CUDA backend\n", modes[mi].name);
+      failed++;
+      continue;
+    }
+    ran = 1;
+    passed += msg[1];
+    failed += msg[2];
+  }
+  h_passed = passed;
+  h_failed = failed;
   return harness_finish();
 }
