@@ -29,6 +29,11 @@ int cuda_conv_cache_load(backend *be, const char *path) {
   (void)path;
   return -1;
 }
+void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *baseline) {
+  (void)be;
+  if (peak_in_use) *peak_in_use = 0;
+  if (baseline) *baseline = 0;
+}
 #else
 typedef int rn50_cuda_stub_unused; /* ISO C wants a non-empty file */
 #endif

@@ -79,6 +79,11 @@ struct cuda_impl {
   void *fc_buf;
   size_t fc_size;
 
+  /* memory: device bytes in use (cudaMemGetInfo) sampled after every
+   * allocation; baseline = in use right after creation (context, handles) */
+  size_t mem_baseline, mem_peak;
+  int mem_report; /* RN50_CUDA_MEM=1: print the peak at destroy */
+
   /* nonfinite(): device flag and its pinned host copy */
   int *flag_dev;
   int *flag_host;
@@ -87,6 +92,8 @@ struct cuda_impl {
 static inline cuda_impl *cuda_of(backend *be) { return (cuda_impl *)be->impl; }
 
 void cuda_after_launch(backend *be, const char *what, const char *file, int line);
+/* Sample device memory in use after an allocation (for the peak). */
+void cuda_mem_sample(backend *be);
 /* Grow a device scratch buffer to at least bytes (waits for the stream
  * before freeing the old one). Returns *buf. */
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what);

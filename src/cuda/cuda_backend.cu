@@ -6,7 +6,8 @@
  *   RN50_CUDA_SYNC=1       wait after every launch (locates faults)
  *   RN50_CUDA_VERBOSE=1    print each conv shape's chosen algorithms
  *   RN50_CUDA_IN_C=4|8     input channels the first conv sees (default 4)
- *   RN50_CUDNN_WS_MB=N     largest cuDNN workspace an algorithm may use (512) */
+ *   RN50_CUDNN_WS_MB=N     largest cuDNN workspace an algorithm may use (512)
+ *   RN50_CUDA_MEM=1        print the peak device memory in use at destroy */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,19 @@ void cuda_after_launch(backend *be, const char *what, const char *file, int line
   }
 }
 
+void cuda_mem_sample(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) == cudaSuccess && tot - fr > ci->mem_peak) ci->mem_peak = tot - fr;
+}
+
+extern "C" void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *baseline) {
+  cuda_impl *ci = cuda_of(be);
+  cuda_mem_sample(be);
+  if (peak_in_use) *peak_in_use = ci->mem_peak;
+  if (baseline) *baseline = ci->mem_baseline;
+}
+
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what) {
   if (*buf && *size >= bytes) return *buf;
   cuda_impl *ci = cuda_of(be);
@@ -51,6 +65,7 @@ void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const ch
         cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
   *size = bytes;
+  cuda_mem_sample(be);
   return *buf;
 }
 
@@ -72,6 +87,7 @@ static void *cu_alloc(backend *be, size_t bytes, const char *what) {
     die("CUDA: cannot allocate %zu bytes of device memory for %s: %s (%zu of %zu MiB free)", bytes,
         what ? what : "?", cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
+  cuda_mem_sample(be);
   return p;
 }
 
@@ -114,6 +130,13 @@ static void cu_destroy(backend *be) {
   cuda_impl *ci = cuda_of(be);
   if (ci) {
     CUDA_CHECK(cudaStreamSynchronize(ci->stream));
+    if (ci->mem_report) {
+      cuda_mem_sample(be);
+      fprintf(stderr, "rn50: cuda memory: peak in use %.1f MiB (of which %.1f MiB before any allocation: context, "
+                      "cuDNN/cuBLAS handles and workspace); rn50's share %.1f MiB\n",
+              ci->mem_peak / 1048576.0, ci->mem_baseline / 1048576.0,
+              (ci->mem_peak - ci->mem_baseline) / 1048576.0);
+    }
     cuda_conv_destroy(be);
     if (ci->bn_buf) CUDA_CHECK(cudaFree(ci->bn_buf));
     if (ci->fc_buf) CUDA_CHECK(cudaFree(ci->fc_buf));
@@ -221,6 +244,13 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   }
   TRY_CUDA(cudaMalloc(&ci->flag_dev, sizeof(int)));
   TRY_CUDA(cudaMallocHost(&ci->flag_host, sizeof(int)));
+
+  ci->mem_report = env_int("RN50_CUDA_MEM", 0);
+  {
+    size_t fr = 0, tot = 0;
+    TRY_CUDA(cudaMemGetInfo(&fr, &tot));
+    ci->mem_baseline = ci->mem_peak = tot - fr;
+  }
 
   be->name = "cuda";
   be->act_dtype = act_dtype;

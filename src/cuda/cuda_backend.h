@@ -22,6 +22,12 @@ int cuda_conv_cache_save(backend *be, const char *path);
  * GPU, cuDNN version or precision; -1 with a warning if it is malformed. */
 int cuda_conv_cache_load(backend *be, const char *path);
 
+/* Device memory in use (cudaMemGetInfo: all of the process's memory on the
+ * GPU) at its highest seen after any allocation, and right after the
+ * backend was created (CUDA context, library handles). peak - baseline is
+ * comparable to torch.cuda.max_memory_allocated. */
+void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *baseline);
+
 #ifdef __cplusplus
 }
 #endif
