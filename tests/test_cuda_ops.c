@@ -7,7 +7,9 @@
  * stride 1 and 2, odd sizes, channels that are not multiples of 8, max pool
  * on data full of ties, multi-block BN reductions.
  * Without a GPU it prints "skipped: no GPU" and RESULT 0 0.
- * RN50_TEST_VERBOSE=1 prints every comparison's error. */
+ * RN50_TEST_VERBOSE=1 prints every comparison's error; an argument (fp32,
+ * bf16, fp16, tf32) runs one mode; --bench [mode] [batch] times the ops
+ * at ResNet-50's shapes instead (cuda_ops_bench.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -481,6 +483,8 @@ static const test_entry tests[] = {
     {"bn", test_bn, 0},       {"fc", test_fc, 1},       {"conv", test_conv, 1},
 };
 
+#include "cuda_ops_bench.h"
+
 /* One mode in a child process (so that a die() inside the backend ends only
  * this mode). Sends {status, passed, failed} on fd: status 1 = no GPU. */
 static void run_mode(const test_mode *mode, int fd) {
@@ -517,6 +521,13 @@ int main(int argc, char **argv) {
   tu_verbose = v && *v && *v != '0';
   const char *seed = getenv("RN50_TEST_SEED");
   if (seed && *seed) tu_seed = strtoull(seed, NULL, 10);
+  if (argc > 1 && !strcmp(argv[1], "--bench")) {
+    if (!cuda_backend_available()) {
+      printf("bench: built without CUDA\n");
+      return 0;
+    }
+    return cuda_ops_bench(argc > 2 ? argv[2] : "bf16", argc > 3 ? atoi(argv[3]) : 256);
+  }
   const char *only = argc > 1 ? argv[1] : NULL; /* optional: one mode by name */
   const char *self = getenv("RN50_TEST_CUDA_SELF");
   if (self && *self && *self != '0') {

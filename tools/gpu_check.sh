@@ -9,7 +9,8 @@
 #   1. the GPU and the libraries (nvidia-smi, missing shared libraries)
 #   2. build/tests/test_cuda_ops: every CUDA op against the CPU backend
 #   3. model-level GPU tests (the lead's section below)
-#   4. rn50 bench --device cuda (bf16, then the torch peer, then fp32/TF32, fp16)
+#   4. rn50 bench --device cuda bf16, the torch peer, the per-op
+#      micro-benchmark (test_cuda_ops --bench), rn50 bench fp32/TF32 and fp16
 # Logs go to $OUT (at most 8 files come back: gpu_check.log, summary.txt,
 # test_cuda_ops.log, model_tests.log, bench.log, torch_peer.log,
 # torch_peer.json); the summary table is printed last.
@@ -155,6 +156,11 @@ if [ -f tools/torch_peer.py ]; then
   done < <(grep '^{' "$STEP_OUT")
   [ "$STEP_RC" != 0 ] && row "torch peer" "$(status_of "$STEP_RC")" "$STEP_SECS" "$(tail -n 1 "$STEP_OUT")"
 fi
+
+# per-op times at ResNet-50's batch-256 shapes (where a step's time goes)
+step "op micro-bench bf16" 90 "$OUT/bench.log" build/tests/test_cuda_ops --bench bf16 256
+row "op micro-bench bf16 (sum of ops)" "$(status_of "$STEP_RC")" "$STEP_SECS" \
+  "$(grep '^per step' "$STEP_OUT" | sed 's/^per step (sum over ResNet-50.s ops): //' | tail -n 1)"
 
 bench "fp32 tf32 b256" --precision fp32 --tf32 1 --batch-size 256 --steps 20
 bench "fp16 b256" --precision fp16 --batch-size 256 --steps 30

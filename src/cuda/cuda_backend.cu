@@ -77,8 +77,13 @@ int cuda_grid_blocks(backend *be, size_t n, int threads) {
 }
 
 /* ---- memory ---- */
+/* The calls a loader thread may make set the device first: the current
+ * device is per host thread. */
+static void cu_set_device(backend *be) { CUDA_CHECK(cudaSetDevice(cuda_of(be)->device)); }
+
 static void *cu_alloc(backend *be, size_t bytes, const char *what) {
   void *p = NULL;
+  cu_set_device(be);
   if (bytes == 0) bytes = 1;
   cudaError_t e = cudaMalloc(&p, bytes);
   if (e != cudaSuccess) {
@@ -97,6 +102,7 @@ static void cu_free(backend *be, void *p) {
 
 static void *cu_alloc_host(backend *be, size_t bytes, const char *what) {
   void *p = NULL;
+  cu_set_device(be);
   if (bytes == 0) bytes = 1;
   cudaError_t e = cudaMallocHost(&p, bytes);
   if (e != cudaSuccess)
@@ -110,11 +116,13 @@ static void cu_free_host(backend *be, void *p) {
 }
 
 static void cu_to_device(backend *be, void *dst, const void *src, size_t bytes) {
+  cu_set_device(be);
   if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, cuda_of(be)->stream));
 }
 
 static void cu_to_host(backend *be, void *dst, const void *src, size_t bytes) {
   cuda_impl *ci = cuda_of(be);
+  cu_set_device(be);
   if (bytes) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, ci->stream));
   CUDA_CHECK(cudaStreamSynchronize(ci->stream));
 }
