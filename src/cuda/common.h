@@ -40,6 +40,11 @@ extern "C" {
 /* After every kernel launch: launch errors now; with RN50_CUDA_SYNC=1 also
  * wait for the stream so that an asynchronous fault names its kernel. */
 #define LAUNCH_CHECK(be, what) cuda_after_launch((be), (what), __FILE__, __LINE__)
+/* After a cuDNN / cuBLAS call (whose status is checked by the macros
+ * above): clears any error the library left behind in the runtime's
+ * per-thread state, so that it is not blamed on our next kernel; with
+ * RN50_CUDA_SYNC=1 waits and checks like LAUNCH_CHECK. */
+#define LIBRARY_CHECK(be, what) cuda_after_library((be), (what), __FILE__, __LINE__)
 
 /* ---- private state ---- */
 struct conv_entry; /* conv.cu */
@@ -92,6 +97,7 @@ struct cuda_impl {
 static inline cuda_impl *cuda_of(backend *be) { return (cuda_impl *)be->impl; }
 
 void cuda_after_launch(backend *be, const char *what, const char *file, int line);
+void cuda_after_library(backend *be, const char *what, const char *file, int line);
 /* Sample device memory in use after an allocation (for the peak). */
 void cuda_mem_sample(backend *be);
 /* Grow a device scratch buffer to at least bytes (waits for the stream

@@ -223,6 +223,7 @@ static int conv_search(backend *be, conv_entry *e) {
     e->ms[dir] = tms[pick];
     ok |= 1 << dir;
   }
+  (void)cudaGetLastError(); /* failed trials may leave an error behind */
   return ok == 7 ? 0 : -1;
 }
 
@@ -371,7 +372,7 @@ void cuda_conv_fwd(backend *be, const conv_desc *d, void *y, const void *x, cons
   float alpha = 1.0f, beta = 0.0f;
   CUDNN_CHECK(cudnnConvolutionForward(cuda_of(be)->cudnn, &alpha, e->xd, x, e->wd, w, e->cd[DIR_FWD],
                                       (cudnnConvolutionFwdAlgo_t)e->ch.algo[DIR_FWD], ws, wss, &beta, e->yd, y));
-  LAUNCH_CHECK(be, "cudnnConvolutionForward");
+  LIBRARY_CHECK(be, "cudnnConvolutionForward");
 }
 
 void cuda_conv_bwd_data(backend *be, const conv_desc *d, void *dx, const void *dy, const void *w, int acc_dx) {
@@ -382,7 +383,7 @@ void cuda_conv_bwd_data(backend *be, const conv_desc *d, void *dx, const void *d
   CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_of(be)->cudnn, &alpha, e->wd, w, e->yd, dy, e->cd[DIR_BWD_DATA],
                                            (cudnnConvolutionBwdDataAlgo_t)e->ch.algo[DIR_BWD_DATA], ws, wss, &beta,
                                            e->xd, dx));
-  LAUNCH_CHECK(be, "cudnnConvolutionBackwardData");
+  LIBRARY_CHECK(be, "cudnnConvolutionBackwardData");
 }
 
 template <typename T> __global__ void add_to_f32_kernel(float *__restrict__ dst, const T *__restrict__ src, size_t n) {
@@ -407,7 +408,7 @@ void cuda_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(ci->cudnn, &alpha, e->xd, x, e->yd, dy, e->cd[DIR_BWD_FILTER],
                                                (cudnnConvolutionBwdFilterAlgo_t)e->ch.algo[DIR_BWD_FILTER], ws, wss,
                                                &beta, e->wd, dw));
-    LAUNCH_CHECK(be, "cudnnConvolutionBackwardFilter");
+    LIBRARY_CHECK(be, "cudnnConvolutionBackwardFilter");
     return;
   }
   void *tmp = cuda_scratch(be, &ci->wgrad_buf, &ci->wgrad_size, nw * be->act_size, "conv weight gradient");
@@ -415,7 +416,7 @@ void cuda_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(ci->cudnn, &alpha, e->xd, x, e->yd, dy, e->cd[DIR_BWD_FILTER],
                                              (cudnnConvolutionBwdFilterAlgo_t)e->ch.algo[DIR_BWD_FILTER], ws, wss,
                                              &beta, e->wd, tmp));
-  LAUNCH_CHECK(be, "cudnnConvolutionBackwardFilter");
+  LIBRARY_CHECK(be, "cudnnConvolutionBackwardFilter");
   DISPATCH_ACT(be->act_dtype, add_to_f32_launch, be, dw, tmp, nw);
 }
 

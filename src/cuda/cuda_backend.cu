@@ -33,6 +33,15 @@ void cuda_after_launch(backend *be, const char *what, const char *file, int line
   }
 }
 
+void cuda_after_library(backend *be, const char *what, const char *file, int line) {
+  (void)cudaGetLastError();
+  cuda_impl *ci = cuda_of(be);
+  if (ci->debug_sync) {
+    cudaError_t e = cudaStreamSynchronize(ci->stream);
+    if (e != cudaSuccess) die("CUDA error: %s (called at %s:%d) failed: %s", what, file, line, cudaGetErrorString(e));
+  }
+}
+
 void cuda_mem_sample(backend *be) {
   cuda_impl *ci = cuda_of(be);
   size_t fr = 0, tot = 0;
@@ -292,6 +301,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   be->sgd_step = cuda_sgd_step;
   be->nonfinite = cuda_nonfinite;
   be->ema_update = cuda_ema_update;
+  (void)cudaGetLastError(); /* nothing left over from the libraries' setup */
   return be;
 
 fail:

@@ -57,6 +57,7 @@ void cuda_fc_fwd(backend *be, int n, int cin, int cout, float *y, const void *x,
   }
   CUBLAS_CHECK(cublasGemmEx(ci->cublas, CUBLAS_OP_T, CUBLAS_OP_N, cout, n, cin, &alpha, w, at, cin, x, at, cin, &beta,
                             y, CUDA_R_32F, cout, fc_compute(be), CUBLAS_GEMM_DEFAULT));
+  LIBRARY_CHECK(be, "cublasGemmEx (fc forward)");
 }
 
 void cuda_fc_bwd(backend *be, int n, int cin, int cout, void *dx, float *dw, float *db, const float *dy,
@@ -75,9 +76,11 @@ void cuda_fc_bwd(backend *be, int n, int cin, int cout, void *dx, float *dw, flo
   if (dx)
     CUBLAS_CHECK(cublasGemmEx(ci->cublas, CUBLAS_OP_N, CUBLAS_OP_N, cin, n, cout, &one, w, at, cin, dy_act, at, cout,
                               acc_dx ? &one : &zero, dx, at, cin, fc_compute(be), CUBLAS_GEMM_DEFAULT));
+  if (dx) LIBRARY_CHECK(be, "cublasGemmEx (fc dx)");
   if (dw)
     CUBLAS_CHECK(cublasGemmEx(ci->cublas, CUBLAS_OP_N, CUBLAS_OP_T, cin, cout, n, &one, x, at, cin, dy_act, at, cout,
                               &one, dw, CUDA_R_32F, cin, fc_compute(be), CUBLAS_GEMM_DEFAULT));
+  if (dw) LIBRARY_CHECK(be, "cublasGemmEx (fc dw)");
   if (db) {
     fc_db_kernel<<<(cout + 127) / 128, 128, 0, ci->stream>>>(db, dy, n, cout);
     LAUNCH_CHECK(be, "fc_db_kernel");
