@@ -1,0 +1,10 @@
+/* loss.h: softmax cross-entropy with label smoothing, one block per row. */
+#ifndef RN50_CUDA_LOSS_H
+#define RN50_CUDA_LOSS_H
+
+#include "common.h"
+
+void cuda_xent(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
+               const int32_t *labels, float smoothing, float grad_scale);
+
+#endif
