@@ -7,6 +7,9 @@
 
 static const command commands[] = {
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+    {"prepare", cmd_prepare, "check an ImageNet tree and index it for fast starts", cmd_prepare_usage},
+    {"pack", cmd_pack, "write a dataset into tar shards with bounded image sizes", cmd_pack_usage},
+    {"synth", cmd_synth, "write a synthetic ImageNet-like dataset", cmd_synth_usage},
 };
 
 static void print_help(FILE *f) {
