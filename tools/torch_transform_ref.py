@@ -6,6 +6,7 @@ JOBS is a text file with one job per line; each writes the transformed image
 as raw uint8 HWC RGB bytes to OUT:
   eval PATH RESIZE CROP OUT          Resize(RESIZE) + CenterCrop(CROP)
   crop PATH TOP LEFT H W SIZE FLIP OUT   resized_crop(TOP, LEFT, H, W, SIZE) (+ hflip if FLIP)
+  progressive SRC DST                re-save SRC as a progressive JPEG (quality 90) for the test
 Images are opened as torchvision's ImageFolder opens them (PIL, convert("RGB")).
 Prints "torchvision X, PIL Y" and exits 0; exits 3 when torchvision is missing.
 """
@@ -41,6 +42,9 @@ def main():
             img = F.resized_crop(load(path), top, left, h, w, [size, size], T.InterpolationMode.BILINEAR)
             if flip:
                 img = F.hflip(img)
+        elif p[0] == "progressive":
+            load(p[1]).save(p[2], "JPEG", quality=90, progressive=True)
+            continue
         else:
             raise SystemExit("unknown job: " + line)
         np.asarray(img, dtype=np.uint8).tofile(out)

@@ -21,14 +21,14 @@ enum { DS_LAYOUT_NONE = 0, DS_LAYOUT_FOLDER, DS_LAYOUT_KAGGLE, DS_LAYOUT_PACKED 
 
 /* Per-sample flags found by `rn50 prepare` (bad ones are replaced when read). */
 enum {
-  DS_BAD = 1,      /* unusable: the status is in bits 4..7 */
+  DS_BAD = 1,      /* unusable: the IMG_* status is in bits 5..7 */
   DS_PNG = 2,      /* a PNG (whatever its name says) */
   DS_CMYK = 4,     /* CMYK or YCCK JPEG */
   DS_GRAY = 8,     /* grayscale */
-  DS_CHECKED = 16, /* decoded by prepare */
+  DS_CHECKED = 16, /* decoded in full by prepare or pack */
 };
-#define DS_FLAGS_STATUS(f) (((f) >> 4) & 15)
-#define DS_FLAGS_MAKE_BAD(status) (DS_BAD | DS_CHECKED | ((status) << 4))
+#define DS_FLAGS_STATUS(f) (((f) >> 5) & 7)
+#define DS_FLAGS_MAKE_BAD(status) (DS_BAD | DS_CHECKED | ((status) << 5))
 
 typedef struct {
   int present;          /* the split exists on disk */

@@ -56,7 +56,8 @@ struct loader {
   uint64_t dseed;      /* the loader's key for the RNG */
   int64_t *perm;
   int64_t perm_epoch;
-  uint8_t *known_bad;  /* [n_all] 1 once a sample failed (read atomically) */
+  uint8_t *known_bad;  /* [n_all] 1: skip without reading (set atomically) */
+  uint8_t *warned;     /* [n_all] 1 once a bad sample was logged */
   int64_t nbad;        /* replacements so far (atomic) */
   double wait_s;
   /* production state, under mu */
@@ -116,8 +117,15 @@ static int read_sample(loader *l, worker *w, int64_t idx, size_t *len, char *err
   return img_read_file(path, &w->buf, &w->cap, len, err, errlen);
 }
 
-static void report_bad(loader *l, int64_t idx, const char *why) {
-  if (__atomic_exchange_n(&l->known_bad[idx], 1, __ATOMIC_RELAXED)) return;
+/* Logs a bad sample once. Failures that do not depend on the crop (the file
+ * cannot be read, is no image, has absurd dimensions) also mark it so that it
+ * is skipped without reading; a failure met while decoding the crop's region
+ * (truncated or corrupt data) is not marked: another crop of the same file
+ * may not reach the damage, and the outcome must not depend on which thread
+ * met the file first. */
+static void report_bad(loader *l, int64_t idx, int status, int in_decode, const char *why) {
+  if (!in_decode && status != IMG_UNREADABLE) __atomic_store_n(&l->known_bad[idx], 1, __ATOMIC_RELAXED);
+  if (__atomic_exchange_n(&l->warned[idx], 1, __ATOMIC_RELAXED)) return;
   char path[PATH_MAX];
   if (l->fds) snprintf(path, sizeof path, "%s (in %s)", ds_sample_name(l->sp, idx), l->ds.root);
   else ds_sample_path(&l->ds, l->split, idx, path, sizeof path);
@@ -133,7 +141,7 @@ static void produce(loader *l, worker *w, int64_t epoch, int64_t q, int crop, ui
     uint64_t base = ((uint64_t)epoch << 40) | (attempt << 32);
     if (!__atomic_load_n(&l->known_bad[idx], __ATOMIC_RELAXED)) {
       size_t len = 0;
-      int st = read_sample(l, w, idx, &len, err, sizeof err);
+      int st = read_sample(l, w, idx, &len, err, sizeof err), in_decode = 0;
       if (st == IMG_OK) {
         if (l->cfg.train) {
           rng_stream r = {l->dseed, (uint64_t)g, base};
@@ -141,12 +149,13 @@ static void produce(loader *l, worker *w, int64_t epoch, int64_t q, int crop, ui
         } else {
           st = tf_eval(w->tf, w->buf, len, l->cfg.resize, crop, out, err, sizeof err);
         }
+        in_decode = tf_failed_in_decode(w->tf);
       }
       if (st == IMG_OK) {
         *label = l->sp->label[idx];
         return;
       }
-      report_bad(l, idx, err);
+      report_bad(l, idx, st, in_decode, err);
     }
     __atomic_add_fetch(&l->nbad, 1, __ATOMIC_RELAXED);
     idx = (int64_t)(rng_u64(l->dseed, (uint64_t)g, base | 0xFFFFFFFFu) % (uint64_t)l->n_all);
@@ -286,6 +295,7 @@ loader *loader_open(const loader_config *cfg, char *err, size_t errlen) {
   }
   l->dseed = hash64("rn50-loader", 11, c.seed);
   l->known_bad = xcalloc((size_t)l->n_all, 1, "loader bad-image marks");
+  l->warned = xcalloc((size_t)l->n_all, 1, "loader bad-image marks");
   int64_t marked = 0;
   for (int64_t i = 0; i < l->n_all; i++)
     if (l->sp->flags[i] & DS_BAD) {
@@ -410,6 +420,7 @@ void loader_close(loader *l) {
   free(l->fds);
   free(l->perm);
   free(l->known_bad);
+  free(l->warned);
   ds_free(&l->ds);
   free(l);
 }

@@ -413,7 +413,7 @@ int pack_run(const pack_opts *o, char *err, size_t errlen) {
       fputc('\n', stderr);
     }
   } else if (rc == 3) {
-    fprintf(stderr, "\nrn50 pack: stopped after %d shards (RN50_PACK_STOP_AFTER)\n", written);
+    fprintf(stderr, "%srn50 pack: stopped after %d shards (RN50_PACK_STOP_AFTER)\n", prog.tty && !prog.quiet ? "\n" : "", written);
   }
   for (int i = 0; i < nthreads; i++) {
     img_decoder_free(ctxs[i].dec);

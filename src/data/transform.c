@@ -18,6 +18,7 @@ struct tf_ctx {
   size_t px_cap;
   rs_axis ax, ay;
   rs_scratch rs;
+  int in_decode; /* the last call got past the header */
 };
 
 void rrc_opts_default(rrc_opts *o) {
@@ -100,6 +101,8 @@ void tf_free(tf_ctx *t) {
   free(t);
 }
 
+int tf_failed_in_decode(const tf_ctx *t) { return t->in_decode; }
+
 void tf_last_size(const tf_ctx *t, int *w, int *h) {
   *w = t->info.width;
   *h = t->info.height;
@@ -117,10 +120,18 @@ static int decode_region(tf_ctx *t, int num, int fast, int x0, int x1, int y0, i
   return img_decode(t->dec, num, fast, 4, x0, y0, x1 - x0, y1 - y0, &t->px, &t->px_cap, px_x0, px_w, err, errlen);
 }
 
-int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int flip, int crop, int fast, int dct,
-                   uint8_t *out, char *err, size_t errlen) {
+/* Opens the image's header (t->info). */
+static int open_image(tf_ctx *t, const uint8_t *buf, size_t len, char *err, size_t errlen) {
+  t->in_decode = 0;
   int st = img_open(t->dec, buf, len, &t->info, err, errlen);
-  if (st != IMG_OK) return st;
+  if (st == IMG_OK) t->in_decode = 1;
+  return st;
+}
+
+/* tf_crop_resize on an opened image. */
+static int crop_resize(tf_ctx *t, crop_box box, int flip, int crop, int fast, int dct, uint8_t *out, char *err,
+                       size_t errlen) {
+  int st;
   int W = t->info.width, H = t->info.height;
   if (box.x < 0 || box.y < 0 || box.w < 1 || box.h < 1 || box.x + box.w > W || box.y + box.h > H) {
     if (err && errlen) snprintf(err, errlen, "crop box outside the image");
@@ -152,7 +163,7 @@ int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int 
   rs_axis_span(&t->ax, 0, crop, &xlo, &xhi);
   rs_axis_span(&t->ay, 0, crop, &ylo, &yhi);
   int px0, pw;
-  st = decode_region(t, num, fast, cx0 + xlo, cx0 + xhi, cy0 + ylo, cy0 + yhi, &px0, &pw, err, errlen);
+  st = decode_region(t, num, 0, cx0 + xlo, cx0 + xhi, cy0 + ylo, cy0 + yhi, &px0, &pw, err, errlen);
   if (st != IMG_OK) return st;
   const uint8_t *src = t->px;
   size_t stride = (size_t)pw * 4;
@@ -163,18 +174,25 @@ int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int 
   return IMG_OK;
 }
 
+int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int flip, int crop, int fast, int dct,
+                   uint8_t *out, char *err, size_t errlen) {
+  int st = open_image(t, buf, len, err, errlen);
+  if (st != IMG_OK) return st;
+  return crop_resize(t, box, flip, crop, fast, dct, out, err, errlen);
+}
+
 int tf_train(tf_ctx *t, const uint8_t *buf, size_t len, int crop, const rrc_opts *o, rng_stream *r, uint8_t *out,
              char *err, size_t errlen) {
-  int st = img_open(t->dec, buf, len, &t->info, err, errlen);
+  int st = open_image(t, buf, len, err, errlen);
   if (st != IMG_OK) return st;
   crop_box box = rrc_box(t->info.width, t->info.height, o, r);
   int flip = rng_next_uniform(r) < 0.5;
-  return tf_crop_resize(t, buf, len, box, flip, crop, 1, 1, out, err, errlen);
+  return crop_resize(t, box, flip, crop, 1, 1, out, err, errlen);
 }
 
 int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err,
             size_t errlen) {
-  int st = img_open(t->dec, buf, len, &t->info, err, errlen);
+  int st = open_image(t, buf, len, err, errlen);
   if (st != IMG_OK) return st;
   int W = t->info.width, H = t->info.height, rw, rh;
   eval_resize_size(W, H, resize, &rw, &rh);

@@ -6,7 +6,7 @@
  * torchvision 0.14 on PIL images. The train transform draws its randomness
  * from the caller's rng stream and decodes only the crop's region, scaled in
  * the DCT domain by 1/2, 1/4 or 1/8 when the crop is shrunk at least that
- * much anyway. */
+ * much anyway (without that scaling it is within 1-2 of torchvision's pixels). */
 #ifndef RN50_TRANSFORM_H
 #define RN50_TRANSFORM_H
 
@@ -43,13 +43,19 @@ void tf_free(tf_ctx *t);
 int tf_train(tf_ctx *t, const uint8_t *buf, size_t len, int crop, const rrc_opts *o, rng_stream *r, uint8_t *out,
              char *err, size_t errlen);
 /* Crop box -> resize to crop x crop -> optional flip, as torchvision's
- * resized_crop + hflip. fast=0, dct=0 is PIL-exact; the train transform uses
- * fast=1 (IFAST IDCT, plain upsampling) and dct=1 (DCT-domain scaling). */
+ * resized_crop + hflip. The pixels are always decoded as PIL decodes them.
+ * fast=0, dct=0 is PIL-exact; the train transform uses fast=1 (vertical pass
+ * first: less work, rounding differs by 1 here and there) and dct=1 (decode
+ * at 1/2, 1/4 or 1/8 scale when the crop is shrunk at least that much). */
 int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int flip, int crop, int fast, int dct,
                    uint8_t *out, char *err, size_t errlen);
 /* Eval transform into out [crop][crop][3]. */
 int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err,
             size_t errlen);
+/* 1 when the last tf_* call failed while decoding pixels (truncated or
+ * corrupt data, which another crop might not reach), 0 when it failed on
+ * the header (or did not fail). */
+int tf_failed_in_decode(const tf_ctx *t);
 /* Size of the image last opened by tf_* (0 x 0 if none). */
 void tf_last_size(const tf_ctx *t, int *w, int *h);
 
