@@ -260,18 +260,37 @@ static void test_resample_window_flip(void) {
   uint8_t *id = malloc((size_t)w * h * 3);
   rs_resample(&s, id, (size_t)w * 3, rgb, (size_t)w * 3, 3, 0, 0, &ax, 0, w, &ay, 0, h, 0);
   CHECK(ax.identity && !memcmp(id, rgb, (size_t)w * h * 3), "identity resize copies");
-  /* the fast (vertical-first) path from RGBX stays within 2 of the exact one */
+  /* the fast path (14-bit weights, vertical pass first) stays within 2 of the exact one, flipped too */
   uint8_t *rgbx = malloc((size_t)w * h * 4), *fast = malloc((size_t)ow * oh * 3);
+  uint8_t *padded = malloc((size_t)w * h * 3 + 16); /* the fast path reads 16 bytes ahead */
+  memcpy(padded, rgb, (size_t)w * h * 3);
   for (int i = 0; i < w * h; i++) {
     memcpy(rgbx + 4 * i, rgb + 3 * i, 3);
     rgbx[4 * i + 3] = 255;
   }
   rs_axis_init(&ax, w, 0, w, ow);
   rs_axis_init(&ay, h, 0, h, oh);
-  rs_resample_fast(&s, fast, (size_t)ow * 3, rgbx, (size_t)w * 4, 4, 0, 0, &ax, &ay, 0);
   int maxd = 0;
-  for (int i = 0; i < ow * oh * 3; i++) maxd = MAX(maxd, abs(fast[i] - full[i]));
-  CHECK(maxd <= 2, "vertical-first resize differs by %d", maxd);
+  for (int f = 0; f < 2; f++) {
+    rs_resample_fast(&s, fast, (size_t)ow * 3, padded, (size_t)w * 3, 0, 0, &ax, &ay, f);
+    for (int y = 0; y < oh; y++)
+      for (int x = 0; x < ow; x++)
+        for (int c = 0; c < 3; c++)
+          maxd = MAX(maxd, abs(fast[((size_t)y * ow + (f ? ow - 1 - x : x)) * 3 + c] - full[((size_t)y * ow + x) * 3 + c]));
+  }
+  CHECK(maxd <= 2, "fast resize differs by %d", maxd);
+  /* and for a shrink by 5 (several groups of taps) */
+  rs_axis_init(&ax, w, 0, w, 31);
+  rs_axis_init(&ay, h, 0, h, 20);
+  uint8_t small[31 * 20 * 3], small_fast[31 * 20 * 3];
+  rs_resample(&s, small, 31 * 3, rgb, (size_t)w * 3, 3, 0, 0, &ax, 0, 31, &ay, 0, 20, 0);
+  rs_resample_fast(&s, small_fast, 31 * 3, padded, (size_t)w * 3, 0, 0, &ax, &ay, 0);
+  maxd = 0;
+  for (size_t i = 0; i < sizeof small; i++) maxd = MAX(maxd, abs(small[i] - small_fast[i]));
+  CHECK(maxd <= 2, "fast shrink by 5 differs by %d", maxd);
+  rs_axis_init(&ax, w, 0, w, ow);
+  rs_axis_init(&ay, h, 0, h, oh);
+  free(padded);
   /* RGBX input through the exact path equals RGB input */
   rs_resample(&s, fast, (size_t)ow * 3, rgbx, (size_t)w * 4, 4, 0, 0, &ax, 0, ow, &ay, 0, oh, 0);
   CHECK(!memcmp(fast, full, (size_t)ow * oh * 3), "RGBX and RGB sources give the same exact resize");

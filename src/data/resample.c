@@ -100,6 +100,7 @@ void rs_axis_span(const rs_axis *a, int o0, int n, int *lo, int *hi) {
 
 void rs_scratch_free(rs_scratch *s) {
   free(s->tmp);
+  free(s->wv);
   memset(s, 0, sizeof *s);
 }
 
@@ -230,24 +231,5 @@ int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *s
     if (ay->identity) memcpy(o, s->tmp + (size_t)(oy - ylo) * rowlen, rowlen);
     else pass_v(o, s->tmp, rowlen, rowlen, ay->start[oy] - ylo, ay->count[oy], ay->w + (size_t)oy * ks);
   }
-  return 0;
-}
-
-int rs_resample_fast(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp,
-                     int sx0, int sy0, const rs_axis *ax, const rs_axis *ay, int flip) {
-  int ow = ax->n, oh = ay->n, xlo, xhi;
-  if (ay->identity || bpp != 4) return rs_resample(s, out, out_stride, src, src_stride, bpp, sx0, sy0, ax, 0, ow, ay, 0, oh, flip);
-  rs_axis_span(ax, 0, ow, &xlo, &xhi);
-  if (ax->identity) {
-    xlo = 0;
-    xhi = ow;
-  }
-  size_t rowlen = (size_t)(xhi - xlo) * 4;
-  if (grow((void **)&s->tmp, &s->tmp_cap, (size_t)oh * rowlen + 16) != 0) return -1;
-  const uint8_t *base = src + (size_t)(xlo - sx0) * 4;
-  for (int j = 0; j < oh; j++)
-    pass_v(s->tmp + (size_t)j * rowlen, base, src_stride, rowlen, ay->start[j] - sy0, ay->count[j],
-           ay->w + (size_t)j * ay->ksize);
-  for (int j = 0; j < oh; j++) pass_h(out + (size_t)j * out_stride, s->tmp + (size_t)j * rowlen, 4, xlo, ax, 0, ow, flip);
   return 0;
 }

@@ -34,6 +34,8 @@ void rs_axis_span(const rs_axis *a, int o0, int n, int *lo, int *hi);
 typedef struct {
   uint8_t *tmp;
   size_t tmp_cap;
+  int16_t *wv;    /* rs_resample_fast's expanded weights */
+  size_t wv_cap;
 } rs_scratch;
 void rs_scratch_free(rs_scratch *s);
 
@@ -46,10 +48,11 @@ void rs_scratch_free(rs_scratch *s);
 int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp,
                 int sx0, int sy0, const rs_axis *ax, int ox0, int ow, const rs_axis *ay, int oy0, int oh, int flip);
 
-/* The same resize of the whole output, vertical pass first: less work when
- * shrinking, but not PIL's rounding (differs by 1 here and there); for the
- * train transform. */
-int rs_resample_fast(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp,
-                     int sx0, int sy0, const rs_axis *ax, const rs_axis *ay, int flip);
+/* The same resize of the whole output (resample_fast.c): 14-bit weights,
+ * vertical pass first, AVX2 pair multiply-adds. Within 1-2 of PIL's pixels;
+ * for the train transform. src is RGB and must be readable 16 bytes past
+ * the last row used. */
+int rs_resample_fast(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int sx0,
+                     int sy0, const rs_axis *ax, const rs_axis *ay, int flip);
 
 #endif

@@ -113,11 +113,12 @@ static int oom(char *err, size_t errlen) {
   return IMG_CORRUPT;
 }
 
-/* Decodes [x0,x1) x [y0,y1) of the image at scale num/8 into t->px as RGBX;
- * the buffer starts at column *px_x0 and holds rows of *px_w pixels. */
-static int decode_region(tf_ctx *t, int num, int fast, int x0, int x1, int y0, int y1, int *px_x0, int *px_w,
+/* Decodes [x0,x1) x [y0,y1) of the image at scale num/8 into t->px (bpp 3:
+ * RGB, 4: RGBX); the buffer starts at column *px_x0 and holds rows of *px_w
+ * pixels. */
+static int decode_region(tf_ctx *t, int num, int bpp, int x0, int x1, int y0, int y1, int *px_x0, int *px_w,
                          char *err, size_t errlen) {
-  return img_decode(t->dec, num, fast, 4, x0, y0, x1 - x0, y1 - y0, &t->px, &t->px_cap, px_x0, px_w, err, errlen);
+  return img_decode(t->dec, num, 0, bpp, x0, y0, x1 - x0, y1 - y0, &t->px, &t->px_cap, px_x0, px_w, err, errlen);
 }
 
 /* Opens the image's header (t->info). */
@@ -163,11 +164,12 @@ static int crop_resize(tf_ctx *t, crop_box box, int flip, int crop, int fast, in
   rs_axis_span(&t->ax, 0, crop, &xlo, &xhi);
   rs_axis_span(&t->ay, 0, crop, &ylo, &yhi);
   int px0, pw;
-  st = decode_region(t, num, 0, cx0 + xlo, cx0 + xhi, cy0 + ylo, cy0 + yhi, &px0, &pw, err, errlen);
+  int bpp = fast ? 3 : 4;
+  st = decode_region(t, num, bpp, cx0 + xlo, cx0 + xhi, cy0 + ylo, cy0 + yhi, &px0, &pw, err, errlen);
   if (st != IMG_OK) return st;
   const uint8_t *src = t->px;
-  size_t stride = (size_t)pw * 4;
-  int rc = fast ? rs_resample_fast(&t->rs, out, (size_t)crop * 3, src, stride, 4, px0 - cx0, ylo, &t->ax, &t->ay, flip)
+  size_t stride = (size_t)pw * bpp;
+  int rc = fast ? rs_resample_fast(&t->rs, out, (size_t)crop * 3, src, stride, px0 - cx0, ylo, &t->ax, &t->ay, flip)
                 : rs_resample(&t->rs, out, (size_t)crop * 3, src, stride, 4, px0 - cx0, ylo, &t->ax, 0, crop, &t->ay, 0,
                               crop, flip);
   if (rc != 0) return oom(err, errlen);
@@ -205,7 +207,7 @@ int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uin
   rs_axis_span(&t->ax, wx0, wx1 - wx0, &xlo, &xhi);
   rs_axis_span(&t->ay, wy0, wy1 - wy0, &ylo, &yhi);
   int px0, pw;
-  st = decode_region(t, 8, 0, xlo, xhi, ylo, yhi, &px0, &pw, err, errlen);
+  st = decode_region(t, 8, 4, xlo, xhi, ylo, yhi, &px0, &pw, err, errlen);
   if (st != IMG_OK) return st;
   uint8_t *o = out + ((size_t)(wy0 - top) * crop + (size_t)(wx0 - left)) * 3;
   if (rs_resample(&t->rs, o, (size_t)crop * 3, t->px, (size_t)pw * 4, 4, px0, ylo, &t->ax, wx0, wx1 - wx0, &t->ay,
