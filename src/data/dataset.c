@@ -434,7 +434,7 @@ int ds_open(dataset *ds, const char *root, int want, int use_index, char *err, s
     if (ds_index_read(ds, p, err, errlen) != 0) return -1;
     snprintf(ds->root, sizeof ds->root, "%s", absroot);
     ds->layout = DS_LAYOUT_PACKED;
-    for (int s = 0; s < DS_NSPLIT; s++) snprintf(ds->split[s].base, sizeof ds->split[s].base, "%s", ds->root);
+    for (int s = 0; s < DS_NSPLIT; s++) memcpy(ds->split[s].base, ds->root, sizeof ds->root);
     ds->from_index = 1;
     return 0;
   }

@@ -193,9 +193,11 @@ int ds_index_read(dataset *ds, const char *path, char *err, size_t errlen) {
     }
     const char *base = line + off;
     sp->present = present;
-    if (base[0] == '/') snprintf(sp->base, sizeof sp->base, "%s", base);
-    else if (!strcmp(base, ".")) snprintf(sp->base, sizeof sp->base, "%s", ds->root);
-    else snprintf(sp->base, sizeof sp->base, "%s/%s", ds->root, base);
+    char joined[PATH_MAX];
+    if (base[0] == '/') snprintf(joined, sizeof joined, "%s", base);
+    else if (!strcmp(base, ".")) snprintf(joined, sizeof joined, "%s", ds->root);
+    else snprintf(joined, sizeof joined, "%s/%s", ds->root, base);
+    memcpy(sp->base, joined, sizeof joined);
     sp->shard_file = xcalloc((size_t)nshard + 1, sizeof(char *), "shard list");
     for (int k = 0; k < nshard; k++) {
       line = next_line(&c);
