@@ -453,9 +453,16 @@ int ds_open(dataset *ds, const char *root, int want, int use_index, char *err, s
     if (path_is_dir(tr) || path_is_dir(va)) layout = DS_LAYOUT_FOLDER;
   }
   if (layout == DS_LAYOUT_NONE) {
+    listing l;
+    int split_like = 0;
+    if (list_dir(ds->root, &l, NULL, 0) == 0) {
+      for (int i = 0; i < l.ndirs && !split_like; i++)
+        split_like = l.dirs[i][0] == 'n' && strlen(l.dirs[i]) == 9 && strspn(l.dirs[i] + 1, "0123456789") == 8;
+      listing_free(&l);
+    }
     SET_ERR("%s: unknown dataset layout: expected ROOT/train/<wnid>/*.JPEG and ROOT/val/<wnid>/*.JPEG "
-            "(ImageFolder), ROOT/ILSVRC/Data/CLS-LOC/{train,val} (Kaggle), or a directory written by 'rn50 pack'",
-            root);
+            "(ImageFolder), ROOT/ILSVRC/Data/CLS-LOC/{train,val} (Kaggle), or a directory written by 'rn50 pack'%s",
+            root, split_like ? " (this looks like one split's class directories: give its parent as ROOT)" : "");
     return -1;
   }
   if (use_index && load_index_if_fresh(ds, err, errlen)) {

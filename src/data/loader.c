@@ -129,7 +129,9 @@ static void report_bad(loader *l, int64_t idx, int status, int in_decode, const 
   char path[PATH_MAX];
   if (l->fds) snprintf(path, sizeof path, "%s (in %s)", ds_sample_name(l->sp, idx), l->ds.root);
   else ds_sample_path(&l->ds, l->split, idx, path, sizeof path);
+  flockfile(stderr); /* one whole line per message, whichever threads report */
   warn("bad image %s: %s; replaced by another sample", path, why);
+  funlockfile(stderr);
 }
 
 /* Position q of epoch into out [crop][crop][3] and *label. */

@@ -117,7 +117,12 @@ static int is_jpeg_name(const char *name) {
 
 int prepare_run(const prepare_opts *o, char *err, size_t errlen) {
   dataset ds;
+  double tw = now_sec();
+  if (!getenv("RN50_QUIET")) fprintf(stderr, "rn50 prepare: listing the files under %s ...\n", o->root);
   if (ds_open(&ds, o->root, (1 << DS_TRAIN) | (1 << DS_VAL) | (1 << DS_TEST), 0, err, errlen) != 0) return -1;
+  if (!getenv("RN50_QUIET"))
+    fprintf(stderr, "rn50 prepare: %lld files listed in %.1f s\n",
+            (long long)(ds.split[0].n + ds.split[1].n + ds.split[2].n), now_sec() - tw);
   if (ds.layout == DS_LAYOUT_PACKED) {
     SET_ERR("%s is a packed dataset (written by rn50 pack): it has its own index already", o->root);
     ds_free(&ds);
