@@ -247,12 +247,14 @@ static void test_resample_window_flip(void) {
   /* pass only the source rows/columns the window needs */
   rs_resample(&s, win, (size_t)ww * 3, rgb + ((size_t)ylo * w + lo) * 3, (size_t)w * 3, 3, lo, ylo, &ax, x0, ww, &ay,
               y0, hh, 0);
-  for (int y = 0; y < hh; y++) bad += memcmp(win + (size_t)y * ww * 3, full + ((size_t)(y0 + y) * ow + x0) * 3, (size_t)ww * 3) != 0;
+  for (int y = 0; y < hh; y++)
+    bad += memcmp(win + (size_t)y * ww * 3, full + ((size_t)(y0 + y) * ow + x0) * 3, (size_t)ww * 3) != 0;
   CHECK(bad == 0, "window rows differing: %d", bad);
   rs_resample(&s, fl, (size_t)ow * 3, rgb, (size_t)w * 3, 3, 0, 0, &ax, 0, ow, &ay, 0, oh, 1);
   bad = 0;
   for (int y = 0; y < oh; y++)
-    for (int x = 0; x < ow; x++) bad += memcmp(fl + ((size_t)y * ow + x) * 3, full + ((size_t)y * ow + ow - 1 - x) * 3, 3) != 0;
+    for (int x = 0; x < ow; x++)
+      bad += memcmp(fl + ((size_t)y * ow + x) * 3, full + ((size_t)y * ow + ow - 1 - x) * 3, 3) != 0;
   CHECK(bad == 0, "flip: %d pixels not mirrored", bad);
   /* identity */
   rs_axis_init(&ax, w, 0, w, w);
@@ -276,7 +278,8 @@ static void test_resample_window_flip(void) {
     for (int y = 0; y < oh; y++)
       for (int x = 0; x < ow; x++)
         for (int c = 0; c < 3; c++)
-          maxd = MAX(maxd, abs(fast[((size_t)y * ow + (f ? ow - 1 - x : x)) * 3 + c] - full[((size_t)y * ow + x) * 3 + c]));
+          maxd = MAX(maxd,
+                     abs(fast[((size_t)y * ow + (f ? ow - 1 - x : x)) * 3 + c] - full[((size_t)y * ow + x) * 3 + c]));
   }
   CHECK(maxd <= 2, "fast resize differs by %d", maxd);
   /* and for a shrink by 5 (several groups of taps) */
@@ -336,7 +339,8 @@ static void test_geometry(void) {
   rrc_opts o = {0};
   rrc_opts_default(&o);
   CHECK(o.scale_min == 0.08 && o.scale_max == 1.0 && fabs(o.ratio_min - 0.75) < 1e-12 &&
-            fabs(o.ratio_max - 4.0 / 3) < 1e-12, "torchvision defaults");
+            fabs(o.ratio_max - 4.0 / 3) < 1e-12,
+        "torchvision defaults");
   int fallback = 0, bad = 0;
   for (int i = 0; i < 2000; i++) {
     rng_stream r = rng_stream_make(3, (uint64_t)i);

@@ -12,9 +12,9 @@
 #include "harness.h"
 #include "test_data_fixtures.h"
 
-#define C 5     /* classes */
-#define N 12    /* train images per class */
-#define NV 3    /* val images per class */
+#define C 5  /* classes */
+#define N 12 /* train images per class */
+#define NV 3 /* val images per class */
 
 static char *tmp;
 static char folder[512], kaggle[512], badset[512];
@@ -327,7 +327,8 @@ static void test_prepare_index(void) {
   epoch_data eb = run_epoch(b, 1, 0);
   /* the truncated file may be used by the walk (its crop can end above the cut) but not with the index */
   int64_t diff = 0;
-  for (int64_t i = 0; i < ea.n; i++) diff += memcmp(ea.img + i * 32 * 32 * 3, eb.img + i * 32 * 32 * 3, 32 * 32 * 3) != 0;
+  for (int64_t i = 0; i < ea.n; i++)
+    diff += memcmp(ea.img + i * 32 * 32 * 3, eb.img + i * 32 * 32 * 3, 32 * 32 * 3) != 0;
   CHECK(ea.n == eb.n && diff <= 1, "index and walk differ in %lld images", (long long)diff);
   free_epoch(ea);
   free_epoch(eb);
@@ -389,8 +390,8 @@ static void test_pack(void) {
   o2.stop_after = 0;
   o2.threads = 1;
   CHECK(pack_run(&o2, err, sizeof err) == 0, "resumed: %s", err);
-  const char *files[] = {"train-000000.tar", "train-000001.tar", "train-000003.tar", "val-000000.tar",
-                         "train-000002.idx", "pack-plan.txt"};
+  const char *files[] = {"train-000000.tar", "train-000001.tar", "train-000003.tar",
+                         "val-000000.tar",   "train-000002.idx", "pack-plan.txt"};
   for (size_t i = 0; i < ARRAY_LEN(files); i++) {
     char a[700], b[700];
     snprintf(a, sizeof a, "%s/%s", out, files[i]);
@@ -493,8 +494,8 @@ static void test_errors(void) {
   CHECK(open_l(tmp, 1, 4, 32, 1, 0, 1, err) == NULL && strstr(err, "unknown dataset layout"), "%s", err);
   snprintf(p, sizeof p, "%s/folder/train/n00000009", tmp);
   mkdir(p, 0755);
-  CHECK(open_l(folder, 1, 4, 32, 1, 0, 1, err) == NULL && strstr(err, "empty class") && strstr(err, "n00000009"),
-        "%s", err);
+  CHECK(open_l(folder, 1, 4, 32, 1, 0, 1, err) == NULL && strstr(err, "empty class") && strstr(err, "n00000009"), "%s",
+        err);
   rmdir(p);
   CHECK(open_l(folder, 1, 1000, 32, 1, 0, 1, err) == NULL && strstr(err, "fewer than one batch"), "%s", err);
   CHECK(open_l(folder, 1, 4, 32, 1, 2, 2, err) == NULL && strstr(err, "rank"), "%s", err);

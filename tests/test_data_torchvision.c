@@ -42,8 +42,8 @@ static void make_files(void) {
     const char *name;
     int w, h, cs, q;
   } jpegs[] = {
-      {"rgb500x375.JPEG", 500, 375, IMG_CS_RGB, 90}, {"rgb375x500.JPEG", 375, 500, IMG_CS_RGB, 90},
-      {"rgb333x500.JPEG", 333, 500, IMG_CS_RGB, 75}, {"rgb257x256.JPEG", 257, 256, IMG_CS_RGB, 95},
+      {"rgb500x375.JPEG", 500, 375, IMG_CS_RGB, 90},   {"rgb375x500.JPEG", 375, 500, IMG_CS_RGB, 90},
+      {"rgb333x500.JPEG", 333, 500, IMG_CS_RGB, 75},   {"rgb257x256.JPEG", 257, 256, IMG_CS_RGB, 95},
       {"rgb1024x683.JPEG", 1024, 683, IMG_CS_RGB, 85}, {"rgb100x80.JPEG", 100, 80, IMG_CS_RGB, 90},
       {"gray300x200.JPEG", 300, 200, IMG_CS_GRAY, 90}, {"cmyk200x150.JPEG", 200, 150, IMG_CS_CMYK, 90},
       {"ycck180x240.JPEG", 180, 240, IMG_CS_YCCK, 90},
@@ -150,8 +150,8 @@ static void test_against_torchvision(void) {
             p, err);
       int maxd = 0;
       for (size_t q = 0; q < n; q++) maxd = MAX(maxd, abs(mine[q] - ref[q]));
-      CHECK(maxd == 0, "resized_crop(%d,%d,%d,%d -> %d, flip %d) of %s: max difference %d (allowed 0)",
-            boxes[i][k].y, boxes[i][k].x, boxes[i][k].h, boxes[i][k].w, s, flips[i][k], files[i].name, maxd);
+      CHECK(maxd == 0, "resized_crop(%d,%d,%d,%d -> %d, flip %d) of %s: max difference %d (allowed 0)", boxes[i][k].y,
+            boxes[i][k].x, boxes[i][k].h, boxes[i][k].w, s, flips[i][k], files[i].name, maxd);
       exact_bad += maxd != 0;
       checked++;
       for (int dct = 0; dct < 2; dct++) {
@@ -171,9 +171,10 @@ static void test_against_torchvision(void) {
     free(buf);
   }
   tf_free(t);
-  printf("  %d transforms compared with torchvision, %d differ (allowed 0); train path: vertical-first resize max "
-         "|diff| %d (allowed 2), with DCT-domain scaling worst mean |diff| %.2f (allowed 6)\n",
-         checked, exact_bad, worst_vh, worst_dct);
+  printf(
+      "  %d transforms compared with torchvision, %d differ (allowed 0); train path: vertical-first resize max "
+      "|diff| %d (allowed 2), with DCT-domain scaling worst mean |diff| %.2f (allowed 6)\n",
+      checked, exact_bad, worst_vh, worst_dct);
   CHECK(worst_vh <= 2, "train path without DCT scaling: max |diff| %d > 2", worst_vh);
   CHECK(worst_dct <= 6.0, "train path with DCT scaling: mean |diff| %.2f > 6", worst_dct);
 }

@@ -137,8 +137,8 @@ int cmd_synth(int argc, char **argv) {
   if (o.val_per_class < 0) o.val_per_class = o.per_class / 5 > 0 ? o.per_class / 5 : 1;
   if (size) {
     char x;
-    if (sscanf(size, "%d%c%d", &o.width, &x, &o.height) != 3 || (x != 'x' && x != 'X') || o.width < 1 ||
-        o.height < 1 || o.width > 8192 || o.height > 8192)
+    if (sscanf(size, "%d%c%d", &o.width, &x, &o.height) != 3 || (x != 'x' && x != 'X') || o.width < 1 || o.height < 1 ||
+        o.width > 8192 || o.height > 8192)
       args_fail(&a, "--size must be WxH with sides from 1 to 8192 (got '%s')", size);
   }
   if (!strcmp(layout, "kaggle")) o.kaggle = 1;
@@ -151,8 +151,8 @@ int cmd_synth(int argc, char **argv) {
     fprintf(stderr, "rn50 synth: %s\n", err);
     return 1;
   }
-  fprintf(stderr, "rn50 synth: %d classes, %d train + %d val images per class in %s (%.1f s)\n", o.classes,
-          o.per_class, o.val_per_class, o.out, now_sec() - t0);
+  fprintf(stderr, "rn50 synth: %d classes, %d train + %d val images per class in %s (%.1f s)\n", o.classes, o.per_class,
+          o.val_per_class, o.out, now_sec() - t0);
   return 0;
 }
 

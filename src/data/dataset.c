@@ -18,7 +18,9 @@ static const char *split_names[DS_NSPLIT] = {"train", "val", "test"};
 static const char *layout_names[] = {"none", "folder", "kaggle", "packed"};
 
 const char *ds_split_name(int split) { return split >= 0 && split < DS_NSPLIT ? split_names[split] : "?"; }
-const char *ds_layout_name(int layout) { return layout >= 0 && layout <= DS_LAYOUT_PACKED ? layout_names[layout] : "?"; }
+const char *ds_layout_name(int layout) {
+  return layout >= 0 && layout <= DS_LAYOUT_PACKED ? layout_names[layout] : "?";
+}
 
 #define SET_ERR(...) (err && errlen ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 
@@ -102,7 +104,9 @@ int ds_class_index(const dataset *ds, const char *wnid) {
   return -1;
 }
 
-static int64_t mtime_ns(const struct stat *st) { return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec; }
+static int64_t mtime_ns(const struct stat *st) {
+  return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
 
 static void stamp(dataset *ds, const char *abs) {
   struct stat st;
@@ -156,7 +160,8 @@ static int list_dir(const char *dir, listing *l, char *err, size_t errlen) {
       else type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
     }
     if (type == DT_DIR) {
-      if (l->ndirs == capd) l->dirs = xrealloc(l->dirs, sizeof(char *) * (size_t)(capd = capd ? capd * 2 : 64), "listing");
+      if (l->ndirs == capd)
+        l->dirs = xrealloc(l->dirs, sizeof(char *) * (size_t)(capd = capd ? capd * 2 : 64), "listing");
       l->dirs[l->ndirs++] = xstrdup(e->d_name);
     } else {
       if (l->nfiles == capf)
@@ -314,7 +319,9 @@ typedef struct {
   int label;
 } val_label;
 
-static int cmp_val_label(const void *a, const void *b) { return strcmp(((const val_label *)a)->id, ((const val_label *)b)->id); }
+static int cmp_val_label(const void *a, const void *b) {
+  return strcmp(((const val_label *)a)->id, ((const val_label *)b)->id);
+}
 
 /* LOC_val_solution.csv: "ImageId,PredictionString"; the first token is the wnid. */
 static int label_kaggle_val(dataset *ds, const char *csv, char *err, size_t errlen) {
@@ -460,9 +467,10 @@ int ds_open(dataset *ds, const char *root, int want, int use_index, char *err, s
         split_like = l.dirs[i][0] == 'n' && strlen(l.dirs[i]) == 9 && strspn(l.dirs[i] + 1, "0123456789") == 8;
       listing_free(&l);
     }
-    SET_ERR("%s: unknown dataset layout: expected ROOT/train/<wnid>/*.JPEG and ROOT/val/<wnid>/*.JPEG "
-            "(ImageFolder), ROOT/ILSVRC/Data/CLS-LOC/{train,val} (Kaggle), or a directory written by 'rn50 pack'%s",
-            root, split_like ? " (this looks like one split's class directories: give its parent as ROOT)" : "");
+    SET_ERR(
+        "%s: unknown dataset layout: expected ROOT/train/<wnid>/*.JPEG and ROOT/val/<wnid>/*.JPEG "
+        "(ImageFolder), ROOT/ILSVRC/Data/CLS-LOC/{train,val} (Kaggle), or a directory written by 'rn50 pack'%s",
+        root, split_like ? " (this looks like one split's class directories: give its parent as ROOT)" : "");
     return -1;
   }
   if (use_index && load_index_if_fresh(ds, err, errlen)) {

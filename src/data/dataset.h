@@ -31,40 +31,40 @@ enum {
 #define DS_FLAGS_MAKE_BAD(status) (DS_BAD | DS_CHECKED | ((status) << 5))
 
 typedef struct {
-  int present;          /* the split exists on disk */
-  char base[PATH_MAX];  /* directory the relative paths are under (raw layouts) */
-  int64_t n;            /* samples */
+  int present;         /* the split exists on disk */
+  char base[PATH_MAX]; /* directory the relative paths are under (raw layouts) */
+  int64_t n;           /* samples */
   int64_t cap;
-  char *pool;           /* NUL-terminated relative paths (raw) or keys (packed) */
+  char *pool; /* NUL-terminated relative paths (raw) or keys (packed) */
   size_t pool_len, pool_cap;
-  int64_t *name;        /* [n] offset of the sample's path in pool */
-  int32_t *label;       /* [n] class index (-1: unlabelled) */
-  int32_t *shard;       /* [n] packed: shard number; raw: -1 */
-  int64_t *offset;      /* [n] packed: byte offset of the image in its shard */
-  int64_t *bytes;       /* [n] file size in bytes (-1: not known) */
-  int32_t *width;       /* [n] pixels (0: not known) */
-  int32_t *height;      /* [n] */
-  uint8_t *flags;       /* [n] DS_* */
+  int64_t *name;   /* [n] offset of the sample's path in pool */
+  int32_t *label;  /* [n] class index (-1: unlabelled) */
+  int32_t *shard;  /* [n] packed: shard number; raw: -1 */
+  int64_t *offset; /* [n] packed: byte offset of the image in its shard */
+  int64_t *bytes;  /* [n] file size in bytes (-1: not known) */
+  int32_t *width;  /* [n] pixels (0: not known) */
+  int32_t *height; /* [n] */
+  uint8_t *flags;  /* [n] DS_* */
   int nshard;
-  char **shard_file;    /* [nshard] packed: shard file names, relative to the root */
+  char **shard_file; /* [nshard] packed: shard file names, relative to the root */
 } ds_split;
 
 typedef struct {
   int64_t mtime_ns;
-  char *path;           /* relative to the root */
+  char *path; /* relative to the root */
 } ds_stamp;
 
 typedef struct {
-  char root[PATH_MAX];  /* absolute, symlinks resolved */
-  int layout;           /* DS_LAYOUT_* */
+  char root[PATH_MAX]; /* absolute, symlinks resolved */
+  int layout;          /* DS_LAYOUT_* */
   int nclass;
-  char **wnid;          /* [nclass] sorted */
-  char **name;          /* [nclass] human names (the wnid when unknown) */
+  char **wnid; /* [nclass] sorted */
+  char **name; /* [nclass] human names (the wnid when unknown) */
   ds_split split[DS_NSPLIT];
   int nstamp;
-  ds_stamp *stamps;     /* directories and files scanned, with their mtimes */
-  int from_index;       /* loaded from an index file rather than a walk */
-  int64_t ignored;      /* files skipped during the walk (not .jpg/.jpeg/.png) */
+  ds_stamp *stamps; /* directories and files scanned, with their mtimes */
+  int from_index;   /* loaded from an index file rather than a walk */
+  int64_t ignored;  /* files skipped during the walk (not .jpg/.jpeg/.png) */
 } dataset;
 
 const char *ds_split_name(int split);

@@ -59,9 +59,9 @@ struct img_decoder {
   const uint8_t *buf;
   size_t len;
   img_info info;
-  uint8_t *rows;      /* row staging for cropped/CMYK decoding */
+  uint8_t *rows; /* row staging for cropped/CMYK decoding */
   size_t rows_cap;
-  uint8_t *png;       /* full PNG decode */
+  uint8_t *png; /* full PNG decode */
   size_t png_cap;
 };
 
@@ -138,18 +138,27 @@ static int open_jpeg(img_decoder *d, img_info *info, char *err, size_t errlen) {
   info->progressive = c->progressive_mode ? 1 : 0;
   info->plain = 0;
   switch (c->jpeg_color_space) {
-  case JCS_GRAYSCALE: info->colorspace = IMG_CS_GRAY; break;
-  case JCS_YCbCr:
-    info->colorspace = IMG_CS_RGB;
-    info->plain = c->num_components == 3;
-    break;
-  case JCS_RGB: info->colorspace = IMG_CS_RGB; break;
-  case JCS_CMYK: info->colorspace = IMG_CS_CMYK; break;
-  case JCS_YCCK: info->colorspace = IMG_CS_YCCK; break;
-  default:
-    jpeg_abort_decompress(c);
-    if (err && errlen) snprintf(err, errlen, "corrupt JPEG (unsupported colour space with %d components)", c->num_components);
-    return IMG_CORRUPT;
+    case JCS_GRAYSCALE:
+      info->colorspace = IMG_CS_GRAY;
+      break;
+    case JCS_YCbCr:
+      info->colorspace = IMG_CS_RGB;
+      info->plain = c->num_components == 3;
+      break;
+    case JCS_RGB:
+      info->colorspace = IMG_CS_RGB;
+      break;
+    case JCS_CMYK:
+      info->colorspace = IMG_CS_CMYK;
+      break;
+    case JCS_YCCK:
+      info->colorspace = IMG_CS_YCCK;
+      break;
+    default:
+      jpeg_abort_decompress(c);
+      if (err && errlen)
+        snprintf(err, errlen, "corrupt JPEG (unsupported colour space with %d components)", c->num_components);
+      return IMG_CORRUPT;
   }
   if (d->jerr.eof) {
     jpeg_abort_decompress(c);
@@ -421,8 +430,8 @@ static void c_error_exit(j_common_ptr c) {
   longjmp(e->jb, 1);
 }
 
-int img_encode_jpeg_cs(const uint8_t *px, int w, int h, int colorspace, int quality, uint8_t **out,
-                       size_t *outlen, char *err, size_t errlen) {
+int img_encode_jpeg_cs(const uint8_t *px, int w, int h, int colorspace, int quality, uint8_t **out, size_t *outlen,
+                       char *err, size_t errlen) {
   struct jpeg_compress_struct c;
   cerr_mgr e;
   unsigned char *volatile mem = NULL;
@@ -463,16 +472,15 @@ int img_encode_jpeg(const uint8_t *rgb, int w, int h, int quality, uint8_t **out
   return img_encode_jpeg_cs(rgb, w, h, IMG_CS_RGB, quality, out, outlen, err, errlen);
 }
 
-int img_encode_png(const uint8_t *px, int w, int h, int gray, uint8_t **out, size_t *outlen, char *err,
-                   size_t errlen) {
+int img_encode_png(const uint8_t *px, int w, int h, int gray, uint8_t **out, size_t *outlen, char *err, size_t errlen) {
   spng_ctx *ctx = spng_ctx_new(SPNG_CTX_ENCODER);
   if (!ctx) {
     set_err(err, errlen, "%s", "out of memory");
     return -1;
   }
   spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
-  struct spng_ihdr ih = {(uint32_t)w, (uint32_t)h, 8,
-                         (uint8_t)(gray ? SPNG_COLOR_TYPE_GRAYSCALE : SPNG_COLOR_TYPE_TRUECOLOR), 0, 0, 0};
+  struct spng_ihdr ih = {
+      (uint32_t)w, (uint32_t)h, 8, (uint8_t)(gray ? SPNG_COLOR_TYPE_GRAYSCALE : SPNG_COLOR_TYPE_TRUECOLOR), 0, 0, 0};
   int rc = spng_set_ihdr(ctx, &ih);
   size_t len = (size_t)w * h * (gray ? 1 : 3);
   if (!rc) rc = spng_encode_image(ctx, px, len, SPNG_FMT_PNG, SPNG_ENCODE_FINALIZE);

@@ -28,7 +28,7 @@ enum { IMG_CS_RGB = 0, IMG_CS_GRAY, IMG_CS_CMYK, IMG_CS_YCCK };
 #define IMG_MAX_PIXELS (64LL * 1024 * 1024)
 
 typedef struct {
-  int format;      /* IMG_FMT_* */
+  int format; /* IMG_FMT_* */
   int width, height;
   int colorspace;  /* IMG_CS_* of the stored data */
   int progressive; /* JPEG: progressive scan */
@@ -72,11 +72,10 @@ int img_encode_jpeg(const uint8_t *rgb, int w, int h, int quality, uint8_t **out
                     size_t errlen);
 /* The same for CMYK (Adobe, inverted as Photoshop writes it) or grayscale
  * pixels [h][w][components]; used by the tests to make such files. */
-int img_encode_jpeg_cs(const uint8_t *px, int w, int h, int colorspace, int quality, uint8_t **out,
-                       size_t *outlen, char *err, size_t errlen);
+int img_encode_jpeg_cs(const uint8_t *px, int w, int h, int colorspace, int quality, uint8_t **out, size_t *outlen,
+                       char *err, size_t errlen);
 /* Encodes rgb [h][w][3] (or gray [h][w] when gray=1) as PNG into *out. */
-int img_encode_png(const uint8_t *px, int w, int h, int gray, uint8_t **out, size_t *outlen, char *err,
-                   size_t errlen);
+int img_encode_png(const uint8_t *px, int w, int h, int gray, uint8_t **out, size_t *outlen, char *err, size_t errlen);
 
 /* Reads a whole file into *buf (grown as needed, capacity *cap). Returns
  * IMG_OK, IMG_EMPTY or IMG_UNREADABLE (reason in err). */

@@ -26,17 +26,17 @@
 #define MAX_ATTEMPTS 64
 
 typedef struct {
-  uint8_t *img;   /* [batch][crop][crop][3] */
-  int32_t *lab;   /* [batch] */
-  int64_t batch;  /* batch index held (-1: none) */
-  int count;      /* samples in that batch */
-  int done;       /* samples finished */
+  uint8_t *img;  /* [batch][crop][crop][3] */
+  int32_t *lab;  /* [batch] */
+  int64_t batch; /* batch index held (-1: none) */
+  int count;     /* samples in that batch */
+  int done;      /* samples finished */
 } slot;
 
 typedef struct {
   struct loader *l;
   tf_ctx *tf;
-  uint8_t *buf;   /* encoded file */
+  uint8_t *buf; /* encoded file */
   size_t cap;
   pthread_t thread;
 } worker;
@@ -46,19 +46,19 @@ struct loader {
   dataset ds;
   int split;
   ds_split *sp;
-  int *fds;            /* packed: one descriptor per shard */
-  int64_t n_all;       /* samples in the split */
-  int64_t size;        /* this rank's positions */
+  int *fds;      /* packed: one descriptor per shard */
+  int64_t n_all; /* samples in the split */
+  int64_t size;  /* this rank's positions */
   int64_t nbatches;
-  int64_t end_pos;     /* positions produced per epoch (drop_last trims) */
+  int64_t end_pos; /* positions produced per epoch (drop_last trims) */
   int crop, next_crop;
   rrc_opts rrc;
-  uint64_t dseed;      /* the loader's key for the RNG */
+  uint64_t dseed; /* the loader's key for the RNG */
   int64_t *perm;
   int64_t perm_epoch;
-  uint8_t *known_bad;  /* [n_all] 1: skip without reading (set atomically) */
-  uint8_t *warned;     /* [n_all] 1 once a bad sample was logged */
-  int64_t nbad;        /* replacements so far (atomic) */
+  uint8_t *known_bad; /* [n_all] 1: skip without reading (set atomically) */
+  uint8_t *warned;    /* [n_all] 1 once a bad sample was logged */
+  int64_t nbad;       /* replacements so far (atomic) */
   double wait_s;
   /* production state, under mu */
   pthread_mutex_t mu;
@@ -67,7 +67,7 @@ struct loader {
   worker *workers;
   int nslots;
   slot *slots;
-  size_t slot_crop;    /* crop the slot buffers were sized for */
+  size_t slot_crop; /* crop the slot buffers were sized for */
   int64_t epoch, next_pos, consume;
   int running, stop, busy, started;
 };

@@ -264,8 +264,9 @@ static int write_shard(const pack_opts *o, const dataset *ds, int split, const i
 static char *plan_text(const pack_opts *o, const dataset *ds) {
   size_t cap = 4096, len = 0;
   char *t = xmalloc(cap, "pack plan");
-  len += (size_t)snprintf(t + len, cap - len, "rn50-pack-plan 1\nsource %s\nmax_side %d\nquality %d\nshard_size %d\nseed %llu\n",
-                          ds->root, o->max_side, o->quality, o->shard_size, (unsigned long long)o->seed);
+  len += (size_t)snprintf(t + len, cap - len,
+                          "rn50-pack-plan 1\nsource %s\nmax_side %d\nquality %d\nshard_size %d\nseed %llu\n", ds->root,
+                          o->max_side, o->quality, o->shard_size, (unsigned long long)o->seed);
   for (int s = DS_TRAIN; s <= DS_VAL; s++) {
     const ds_split *sp = &ds->split[s];
     uint64_t h = 0;
@@ -413,7 +414,8 @@ int pack_run(const pack_opts *o, char *err, size_t errlen) {
       fputc('\n', stderr);
     }
   } else if (rc == 3) {
-    fprintf(stderr, "%srn50 pack: stopped after %d shards (RN50_PACK_STOP_AFTER)\n", prog.tty && !prog.quiet ? "\n" : "", written);
+    fprintf(stderr, "%srn50 pack: stopped after %d shards (RN50_PACK_STOP_AFTER)\n",
+            prog.tty && !prog.quiet ? "\n" : "", written);
   }
   for (int i = 0; i < nthreads; i++) {
     img_decoder_free(ctxs[i].dec);

@@ -13,14 +13,14 @@
 #include <stdint.h>
 
 typedef struct {
-  const char *root;        /* source dataset (any layout ds_open reads, not packed) */
-  const char *out;         /* pack directory */
-  int max_side;            /* longer side bound in pixels; 0 keeps sizes */
-  int quality;             /* JPEG quality of re-encoded images */
-  int shard_size;          /* images per shard */
-  int threads;             /* 0: all cores */
-  uint64_t seed;           /* order of the train shards */
-  int stop_after;          /* tests: return 3 after writing this many shards (0: never) */
+  const char *root; /* source dataset (any layout ds_open reads, not packed) */
+  const char *out;  /* pack directory */
+  int max_side;     /* longer side bound in pixels; 0 keeps sizes */
+  int quality;      /* JPEG quality of re-encoded images */
+  int shard_size;   /* images per shard */
+  int threads;      /* 0: all cores */
+  uint64_t seed;    /* order of the train shards */
+  int stop_after;   /* tests: return 3 after writing this many shards (0: never) */
 } pack_opts;
 
 /* Returns 0 when the pack is complete, 3 when stopped by stop_after, -1 on

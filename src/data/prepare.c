@@ -95,8 +95,8 @@ static void report_split(const dataset *ds, int split) {
   long long expect = split == DS_TRAIN ? IN1K_TRAIN : IN1K_VAL;
   fmt_count(b, sizeof b, expect);
   int full = sp->n == expect && used == IN1K_CLASSES;
-  printf("  %-5s  %s images in %d classes (ImageNet-1K: %s in %d) %s\n", ds_split_name(split), a, used, b,
-         IN1K_CLASSES, full ? "ok" : "- a different or partial dataset");
+  printf("  %-5s  %s images in %d classes (ImageNet-1K: %s in %d) %s\n", ds_split_name(split), a, used, b, IN1K_CLASSES,
+         full ? "ok" : "- a different or partial dataset");
   qsort(per, (size_t)ds->nclass, sizeof(int64_t), cmp_i64);
   int first = 0;
   while (first < ds->nclass && per[first] == 0) first++;
@@ -128,7 +128,8 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen) {
     ds_free(&ds);
     return -1;
   }
-  printf("rn50 prepare: %s (%s layout)\n", ds.root, ds.layout == DS_LAYOUT_KAGGLE ? "Kaggle ILSVRC/Data/CLS-LOC" : "ImageFolder");
+  printf("rn50 prepare: %s (%s layout)\n", ds.root,
+         ds.layout == DS_LAYOUT_KAGGLE ? "Kaggle ILSVRC/Data/CLS-LOC" : "ImageFolder");
   int threads = o->threads > 0 ? o->threads : cpu_thread_count();
   int64_t total = ds.split[DS_TRAIN].n + ds.split[DS_VAL].n, done = 0;
   progress prog;
@@ -138,7 +139,8 @@ int prepare_run(const prepare_opts *o, char *err, size_t errlen) {
   check_split(&ds, DS_VAL, threads, o->quick, &prog, &done);
   progress_end(&prog, done);
   double dt = now_sec() - t0;
-  printf("  classes %d%s\n", ds.nclass, ds.name[0] && strcmp(ds.name[0], ds.wnid[0]) ? " (names from LOC_synset_mapping.txt)" : "");
+  printf("  classes %d%s\n", ds.nclass,
+         ds.name[0] && strcmp(ds.name[0], ds.wnid[0]) ? " (names from LOC_synset_mapping.txt)" : "");
   for (int s = 0; s < DS_NSPLIT; s++) report_split(&ds, s);
   if (ds.ignored) printf("  %lld files without an image extension ignored\n", (long long)ds.ignored);
   /* bad and unusual files */

@@ -11,9 +11,9 @@
 
 typedef struct {
   const char *root;
-  int threads;        /* 0: all cores */
-  int quick;          /* headers only (no full decode: misses truncation) */
-  int list_all;       /* list every bad/unusual file instead of the first 20 of each kind */
+  int threads;  /* 0: all cores */
+  int quick;    /* headers only (no full decode: misses truncation) */
+  int list_all; /* list every bad/unusual file instead of the first 20 of each kind */
 } prepare_opts;
 
 /* Prints the report on stdout (progress on stderr). Returns 0, or -1 with err. */

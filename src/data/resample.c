@@ -71,7 +71,8 @@ int rs_axis_init(rs_axis *a, int in_size, double in0d, double in1d, int out_size
     for (; x < ksize; x++) kk[x] = 0;
     int32_t *o = a->w + (size_t)xx * ksize;
     for (x = 0; x < ksize; x++)
-      o[x] = kk[x] < 0 ? (int32_t)(-0.5 + kk[x] * (1 << PRECISION_BITS)) : (int32_t)(0.5 + kk[x] * (1 << PRECISION_BITS));
+      o[x] =
+          kk[x] < 0 ? (int32_t)(-0.5 + kk[x] * (1 << PRECISION_BITS)) : (int32_t)(0.5 + kk[x] * (1 << PRECISION_BITS));
     a->start[xx] = xmin;
     a->count[xx] = xmax;
   }
@@ -210,8 +211,8 @@ static void pass_v(uint8_t *out, const uint8_t *tmp, size_t stride, size_t rowle
   }
 }
 
-int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp,
-                int sx0, int sy0, const rs_axis *ax, int ox0, int ow, const rs_axis *ay, int oy0, int oh, int flip) {
+int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp, int sx0,
+                int sy0, const rs_axis *ax, int ox0, int ow, const rs_axis *ay, int oy0, int oh, int flip) {
   if (ow <= 0 || oh <= 0) return 0;
   int ylo, yhi;
   rs_axis_span(ay, oy0, oh, &ylo, &yhi);

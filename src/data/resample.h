@@ -12,13 +12,13 @@
 
 /* One axis of a resize: input samples [in0, in1) of in_size onto n outputs. */
 typedef struct {
-  int n;          /* output samples */
-  int in_size;    /* input samples */
-  int ksize;      /* weights stored per output sample */
-  int identity;   /* output sample i is input sample i */
-  int *start;     /* [n] first input sample used */
-  int *count;     /* [n] input samples used */
-  int32_t *w;     /* [n][ksize] weights in PIL's fixed point */
+  int n;        /* output samples */
+  int in_size;  /* input samples */
+  int ksize;    /* weights stored per output sample */
+  int identity; /* output sample i is input sample i */
+  int *start;   /* [n] first input sample used */
+  int *count;   /* [n] input samples used */
+  int32_t *w;   /* [n][ksize] weights in PIL's fixed point */
   size_t cap_n, cap_w;
 } rs_axis;
 
@@ -34,7 +34,7 @@ void rs_axis_span(const rs_axis *a, int o0, int n, int *lo, int *hi);
 typedef struct {
   uint8_t *tmp;
   size_t tmp_cap;
-  int16_t *wv;    /* rs_resample_fast's expanded weights */
+  int16_t *wv; /* rs_resample_fast's expanded weights */
   size_t wv_cap;
 } rs_scratch;
 void rs_scratch_free(rs_scratch *s);
@@ -45,8 +45,8 @@ void rs_scratch_free(rs_scratch *s);
  * holds input pixel (sx0, sy0) at its start and must cover the spans of the
  * window. flip mirrors the window's columns. Returns 0, or -1 when out of
  * memory. */
-int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp,
-                int sx0, int sy0, const rs_axis *ax, int ox0, int ow, const rs_axis *ay, int oy0, int oh, int flip);
+int rs_resample(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8_t *src, size_t src_stride, int bpp, int sx0,
+                int sy0, const rs_axis *ax, int ox0, int ow, const rs_axis *ay, int oy0, int oh, int flip);
 
 /* The same resize of the whole output (resample_fast.c): 14-bit weights,
  * vertical pass first, AVX2 pair multiply-adds. Within 1-2 of PIL's pixels;

@@ -102,7 +102,7 @@ static void hpass(uint8_t *dst, const uint8_t *in, int sx0, const rs_axis *ax, c
     ce = _mm256_srai_epi32(_mm256_add_epi32(ce, round), FAST_BITS);
     __m256i pk = _mm256_packus_epi16(_mm256_packs_epi32(ab, ce), _mm256_setzero_si256()); /* [a c | b e] */
     __m128i lo = _mm256_castsi256_si128(pk), hi = _mm256_extracti128_si256(pk, 1);
-    __m128i px = _mm_unpacklo_epi32(lo, hi); /* a b c e, 4 bytes each */
+    __m128i px = _mm_unpacklo_epi32(lo, hi);                                /* a b c e, 4 bytes each */
     _mm_storeu_si128((__m128i *)(dst + 3 * j), _mm_shuffle_epi8(px, drop)); /* 12 bytes + 4 overwritten next */
   }
 #endif
@@ -170,6 +170,7 @@ int rs_resample_fast(rs_scratch *s, uint8_t *out, size_t out_stride, const uint8
   for (int j = 0; j < oh; j++)
     vpass(s->tmp + (size_t)j * rowlen, base, src_stride, rowlen, ay->start[j] - sy0, ay->count[j],
           ay->w + (size_t)j * ay->ksize);
-  for (int j = 0; j < oh; j++) hpass(out + (size_t)j * out_stride, s->tmp + (size_t)j * rowlen, xlo, ax, wv, groups, ow, flip);
+  for (int j = 0; j < oh; j++)
+    hpass(out + (size_t)j * out_stride, s->tmp + (size_t)j * rowlen, xlo, ax, wv, groups, ow, flip);
   return 0;
 }

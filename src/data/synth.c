@@ -20,10 +20,10 @@
 #define SET_ERR(...) (err && errlen ? (void)snprintf(err, errlen, __VA_ARGS__) : (void)0)
 #define NPATTERN 8
 
-static const char *pattern_names[NPATTERN] = {"horizontal stripes", "vertical stripes", "diagonal stripes", "checkerboard",
-                                              "dots", "rings", "waves", "grid"};
-static const char *hue_names[12] = {"red", "orange", "yellow", "lime", "green", "spring", "cyan", "azure",
-                                    "blue", "violet", "magenta", "rose"};
+static const char *pattern_names[NPATTERN] = {
+    "horizontal stripes", "vertical stripes", "diagonal stripes", "checkerboard", "dots", "rings", "waves", "grid"};
+static const char *hue_names[12] = {"red",  "orange", "yellow", "lime",   "green",   "spring",
+                                    "cyan", "azure",  "blue",   "violet", "magenta", "rose"};
 
 void synth_wnid(int c, char *buf, size_t len) { snprintf(buf, len, "n%08d", c); }
 
@@ -89,28 +89,30 @@ void synth_render(uint8_t *rgb, int w, int h, int cls, uint64_t seed, uint64_t i
     uint8_t *o = rgb + (size_t)y * w * 3;
     float ey = (y - by) / bry, ey2 = ey * ey, rbrx = 1.0f / brx, u0 = y * sa + phase, v0 = y * ca + phase2;
     switch (pat) { /* the pattern's value per pixel of the row, in [0, 1] */
-    case 0: case 1: case 2:
-      for (int x = 0; x < w; x++) vals[x] = wave(x * ca + u0);
-      break;
-    case 3:
-      for (int x = 0; x < w; x++) vals[x] = (wave(x * ca + u0) > 0.5f) != (wave(v0 - x * sa) > 0.5f) ? 1.0f : 0.0f;
-      break;
-    case 4:
-      for (int x = 0; x < w; x++) {
-        float u = x * ca + u0, v = v0 - x * sa;
-        float du = u - (float)(int)u - 0.5f, dv = v - (float)(int)v - 0.5f;
-        vals[x] = du * du + dv * dv < 0.09f ? 1.0f : 0.0f;
-      }
-      break;
-    case 5:
-      for (int x = 0; x < w; x++) vals[x] = wave(sqrtf((x - cx) * (x - cx) + (y - cy) * (y - cy)) / period + phase);
-      break;
-    case 6:
-      for (int x = 0; x < w; x++) vals[x] = wave(x * ca + u0) * wave(v0 - x * sa);
-      break;
-    default:
-      for (int x = 0; x < w; x++) vals[x] = (wave(x * ca + u0) > 0.8f || wave(v0 - x * sa) > 0.8f) ? 1.0f : 0.0f;
-      break;
+      case 0:
+      case 1:
+      case 2:
+        for (int x = 0; x < w; x++) vals[x] = wave(x * ca + u0);
+        break;
+      case 3:
+        for (int x = 0; x < w; x++) vals[x] = (wave(x * ca + u0) > 0.5f) != (wave(v0 - x * sa) > 0.5f) ? 1.0f : 0.0f;
+        break;
+      case 4:
+        for (int x = 0; x < w; x++) {
+          float u = x * ca + u0, v = v0 - x * sa;
+          float du = u - (float)(int)u - 0.5f, dv = v - (float)(int)v - 0.5f;
+          vals[x] = du * du + dv * dv < 0.09f ? 1.0f : 0.0f;
+        }
+        break;
+      case 5:
+        for (int x = 0; x < w; x++) vals[x] = wave(sqrtf((x - cx) * (x - cx) + (y - cy) * (y - cy)) / period + phase);
+        break;
+      case 6:
+        for (int x = 0; x < w; x++) vals[x] = wave(x * ca + u0) * wave(v0 - x * sa);
+        break;
+      default:
+        for (int x = 0; x < w; x++) vals[x] = (wave(x * ca + u0) > 0.8f || wave(v0 - x * sa) > 0.8f) ? 1.0f : 0.0f;
+        break;
     }
     for (int x = 0; x < w; x++, o += 3) {
       float ex = (x - bx) * rbrx, n = (float)((noise[x] * 33) >> 8) - 15.5f;
@@ -184,8 +186,8 @@ int synth_write(const synth_opts *o, char *err, size_t errlen) {
     }
     int hue = (int)(class_hue(c) * 12 + 0.5) % 12;
     char line[256];
-    int n = snprintf(line, sizeof line, "%s %s, %s%s\n", wn, pattern_names[c % NPATTERN], (c / NPATTERN) % 2 ? "dark " : "",
-                     hue_names[hue]);
+    int n = snprintf(line, sizeof line, "%s %s, %s%s\n", wn, pattern_names[c % NPATTERN],
+                     (c / NPATTERN) % 2 ? "dark " : "", hue_names[hue]);
     if (maplen + (size_t)n + 1 > mapcap) map = xrealloc(map, mapcap *= 2, "synset mapping");
     memcpy(map + maplen, line, (size_t)n);
     maplen += (size_t)n;

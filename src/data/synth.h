@@ -13,15 +13,15 @@
 #include <stdint.h>
 
 typedef struct {
-  const char *out;     /* root directory to write */
+  const char *out; /* root directory to write */
   int classes;
-  int per_class;       /* train images per class */
-  int val_per_class;   /* val images per class */
-  int width, height;   /* fixed size; 0: varied around 500x375, some portrait */
-  int quality;         /* JPEG quality */
+  int per_class;     /* train images per class */
+  int val_per_class; /* val images per class */
+  int width, height; /* fixed size; 0: varied around 500x375, some portrait */
+  int quality;       /* JPEG quality */
   uint64_t seed;
-  int kaggle;          /* 1: ROOT/ILSVRC/Data/CLS-LOC layout with LOC_val_solution.csv */
-  int threads;         /* 0: all cores */
+  int kaggle;  /* 1: ROOT/ILSVRC/Data/CLS-LOC layout with LOC_val_solution.csv */
+  int threads; /* 0: all cores */
 } synth_opts;
 
 /* Writes the dataset. Returns 0, or -1 with err filled. */

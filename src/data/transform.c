@@ -116,8 +116,8 @@ static int oom(char *err, size_t errlen) {
 /* Decodes [x0,x1) x [y0,y1) of the image at scale num/8 into t->px (bpp 3:
  * RGB, 4: RGBX); the buffer starts at column *px_x0 and holds rows of *px_w
  * pixels. */
-static int decode_region(tf_ctx *t, int num, int bpp, int x0, int x1, int y0, int y1, int *px_x0, int *px_w,
-                         char *err, size_t errlen) {
+static int decode_region(tf_ctx *t, int num, int bpp, int x0, int x1, int y0, int y1, int *px_x0, int *px_w, char *err,
+                         size_t errlen) {
   return img_decode(t->dec, num, 0, bpp, x0, y0, x1 - x0, y1 - y0, &t->px, &t->px_cap, px_x0, px_w, err, errlen);
 }
 
@@ -192,8 +192,7 @@ int tf_train(tf_ctx *t, const uint8_t *buf, size_t len, int crop, const rrc_opts
   return crop_resize(t, box, flip, crop, 1, 1, out, err, errlen);
 }
 
-int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err,
-            size_t errlen) {
+int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err, size_t errlen) {
   int st = open_image(t, buf, len, err, errlen);
   if (st != IMG_OK) return st;
   int W = t->info.width, H = t->info.height, rw, rh;
@@ -210,8 +209,8 @@ int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uin
   st = decode_region(t, 8, 4, xlo, xhi, ylo, yhi, &px0, &pw, err, errlen);
   if (st != IMG_OK) return st;
   uint8_t *o = out + ((size_t)(wy0 - top) * crop + (size_t)(wx0 - left)) * 3;
-  if (rs_resample(&t->rs, o, (size_t)crop * 3, t->px, (size_t)pw * 4, 4, px0, ylo, &t->ax, wx0, wx1 - wx0, &t->ay,
-                  wy0, wy1 - wy0, 0) != 0)
+  if (rs_resample(&t->rs, o, (size_t)crop * 3, t->px, (size_t)pw * 4, 4, px0, ylo, &t->ax, wx0, wx1 - wx0, &t->ay, wy0,
+                  wy1 - wy0, 0) != 0)
     return oom(err, errlen);
   return IMG_OK;
 }

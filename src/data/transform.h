@@ -50,8 +50,7 @@ int tf_train(tf_ctx *t, const uint8_t *buf, size_t len, int crop, const rrc_opts
 int tf_crop_resize(tf_ctx *t, const uint8_t *buf, size_t len, crop_box box, int flip, int crop, int fast, int dct,
                    uint8_t *out, char *err, size_t errlen);
 /* Eval transform into out [crop][crop][3]. */
-int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err,
-            size_t errlen);
+int tf_eval(tf_ctx *t, const uint8_t *buf, size_t len, int resize, int crop, uint8_t *out, char *err, size_t errlen);
 /* 1 when the last tf_* call failed while decoding pixels (truncated or
  * corrupt data, which another crop might not reach), 0 when it failed on
  * the header (or did not fail). */
