@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,14 @@ static void alloc_slots(loader *l, int crop) {
 
 /* ---- API ---- */
 
+/* Cores this process may run on (its affinity mask: containers, taskset). */
+static int cores_available(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
 /* The epoch's order: Fisher-Yates over the whole split from (seed, epoch). */
 static void perm_draw(int64_t *perm, int64_t n, uint64_t dseed, int64_t epoch) {
   for (int64_t i = 0; i < n; i++) perm[i] = i;
@@ -310,7 +319,7 @@ loader *loader_open(const loader_config *cfg, char *err, size_t errlen) {
     l->perm_epoch = -1;
   }
   l->crop = l->next_crop = c.crop;
-  l->nworkers = c.workers > 0 ? c.workers : cpu_thread_count();
+  l->nworkers = c.workers > 0 ? c.workers : cores_available();
   if (l->nworkers > 256) l->nworkers = 256;
   l->nslots = (int)MAX(3, (2 * l->nworkers + B - 1) / B + 1);
   l->slots = xcalloc((size_t)l->nslots, sizeof(slot), "loader slots");
