@@ -16,7 +16,7 @@ For resnet18 and resnet50 (batch 4, 3x64x64 uint8 images, 10 classes) it writes:
                           then one training step: logits, loss, grad.<param> for
                           every parameter, the BN buffers after it
   ARCH_sgd3.safetensors   the state_dict after 3 SGD steps on batches 0, 1, 2
-                          (lr 0.05, momentum 0.9, Nesterov, weight decay 5e-3 --
+                          (lr 0.005, momentum 0.9, Nesterov, weight decay 5e-3 --
                           resnet50: not on BN parameters and biases -- label
                           smoothing 0.1) and the 3 losses
 
@@ -93,7 +93,7 @@ def run(arch, init, images, labels, dtype, wd_bn):
     for name, p in m.named_parameters():
         (decay if name.endswith("weight") and p.dim() > 1 else rest).append(p)
     opt = torch.optim.SGD([{"params": decay}, {"params": rest, "weight_decay": 5e-3 if wd_bn else 0.0}],
-                          lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-3)
+                          lr=0.005, momentum=0.9, nesterov=True, weight_decay=5e-3)
     losses = []
     for s in range(STEPS):
         opt.zero_grad()

@@ -21,9 +21,12 @@ const char cmd_bench_usage[] =
     "  --batch-size B  images per step (default 16 on the CPU, 256 on CUDA)\n"
     "  --image-size S  input side in pixels (default 224)\n"
     "  --steps N       timed steps (default 5)\n"
-    "  --threads T     CPU threads (default: all cores)\n";
+    "  --threads T     CPU threads (default: all cores)\n"
+    "With --loader it measures the input pipeline instead (see below).\n\n";
 
 int cmd_bench(int argc, char **argv) {
+  for (int i = 0; i < argc; i++)
+    if (!strcmp(argv[i], "--loader")) return cmd_bench_loader(argc, argv);
   args a;
   args_init(&a, "bench", argc, argv);
   device_config dc;

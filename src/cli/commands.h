@@ -15,7 +15,14 @@ int cmd_summary(int argc, char **argv);
 extern const char cmd_summary_usage[];
 int cmd_bench(int argc, char **argv);
 extern const char cmd_bench_usage[];
-int cmd_convert(int argc, char **argv);
-extern const char cmd_convert_usage[];
+int cmd_prepare(int argc, char **argv);
+extern const char cmd_prepare_usage[];
+int cmd_pack(int argc, char **argv);
+extern const char cmd_pack_usage[];
+int cmd_synth(int argc, char **argv);
+extern const char cmd_synth_usage[];
+/* 'rn50 bench --loader ...' (args after 'bench'): the input pipeline benchmark. */
+int cmd_bench_loader(int argc, char **argv);
+extern const char cmd_bench_loader_usage[];
 
 #endif

@@ -8,6 +8,9 @@
 static const command commands[] = {
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
     {"bench", cmd_bench, "measure training and inference throughput", cmd_bench_usage},
+    {"prepare", cmd_prepare, "check an ImageNet tree and index it for fast starts", cmd_prepare_usage},
+    {"pack", cmd_pack, "write a dataset into tar shards with bounded image sizes", cmd_pack_usage},
+    {"synth", cmd_synth, "write a synthetic ImageNet-like dataset", cmd_synth_usage},
 };
 
 static void print_help(FILE *f) {
@@ -28,6 +31,7 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < ARRAY_LEN(commands); i++)
         if (!strcmp(argv[2], commands[i].name)) {
           fputs(commands[i].usage, stdout);
+          if (commands[i].run == cmd_bench) fputs(cmd_bench_loader_usage, stdout);
           return 0;
         }
     print_help(stdout);
