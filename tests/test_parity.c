@@ -4,9 +4,12 @@
  *   eval logits, train logits and loss     rel L2 <= 1e-4
  *   every parameter gradient               rel L2 <= 1e-3 (each tensor)
  *   BN running stats after the step        rel L2 <= 1e-4, counters exact
- *   3 SGD steps (momentum 0.9, Nesterov, weight decay, label smoothing 0.1):
- *     losses rel <= 1e-4; weights rel L2 <= 1e-5 and the weight change
- *     (final - initial) rel L2 <= 2e-3 for every tensor. */
+ *   3 SGD steps (momentum 0.9, Nesterov, weight decay, label smoothing 0.1),
+ *     every tensor's change (final - initial) and the BN buffers:
+ *     rel L2 <= max(2e-3, 3 x PyTorch fp32's own error)
+ * The references are PyTorch in float64 on the same float32 weights
+ * (tools/torch_ref.py explains the choice of data and why three steps of a
+ * batch-4 ResNet are compared with PyTorch's own fp32 accuracy). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +20,8 @@
 
 #define TOL_OUT 1e-4
 #define TOL_GRAD 1e-3
-#define TOL_W 1e-5
 #define TOL_DW 2e-3
+#define TORCH_FACTOR 3.0
 #define BATCH 4
 #define SIZE 64
 #define CLASSES 10
@@ -150,25 +153,47 @@ static void check_step(arch_id arch) {
   teardown(&fx);
 }
 
+/* relative L2 of (a - init) against (b - init), in torch layout */
+static double update_err(const state_entry *st, const float *a_flat, const float *init_flat, const safet_file *ref,
+                         const float *b_torch) {
+  size_t n = state_torch_numel(st);
+  float *a = malloc(n * 4), *b = malloc(n * 4), *init = malloc(n * 4);
+  state_to_torch(st, a_flat + st->offset, a);
+  state_to_torch(st, init_flat + st->offset, init);
+  if (b_torch) memcpy(b, b_torch, n * 4);
+  else safet_read_f32(ref, safet_find(ref, st->name), b);
+  for (size_t k = 0; k < n; k++) a[k] -= init[k], b[k] -= init[k];
+  double e = rel_l2(a, b, n);
+  free(a), free(b), free(init);
+  return e;
+}
+
 static void check_sgd3(arch_id arch, int wd_bn) {
   fixture fx;
   memset(&fx, 0, sizeof fx);
   if (setup(&fx, arch)) return;
   const char *name = arch_names[arch];
-  safet_file ref;
-  if (open_ref(&ref, name, "sgd3")) return;
-  sgd_config sc = {0.05f, 0.9f, 5e-3f, wd_bn, 1};
-  float rlosses[3];
+  safet_file ref, t32;
+  if (open_ref(&ref, name, "sgd3") || open_ref(&t32, name, "sgd3_fp32")) return;
+  sgd_config sc = {0.005f, 0.9f, 5e-3f, wd_bn, 1};
+  float rlosses[3], tlosses[3];
   safet_read_f32(&ref, safet_find(&ref, "losses"), rlosses);
+  safet_read_f32(&t32, safet_find(&t32, "losses"), tlosses);
   for (int s = 0; s < 3; s++) {
     model_set_input(&fx.m, batch_images(&fx, s), fx.labels[s], BATCH);
     double loss = model_train_step(&fx.m, BATCH, 0.1f, 1.0f);
     model_sgd_step(&fx.m, &sc, 1.0f);
-    CHECK(fabs(loss - rlosses[s]) <= TOL_OUT * fabs(rlosses[s]), "%s step %d loss %.7f vs torch %.7f", name, s, loss,
-          rlosses[s]);
+    double tol = fmax(TOL_OUT, TORCH_FACTOR * fabs(tlosses[s] - rlosses[s]) / fabs(rlosses[s]));
+    CHECK(fabs(loss - rlosses[s]) <= tol * fabs(rlosses[s]), "%s step %d loss %.7f vs %.7f (PyTorch fp32 %.7f)", name,
+          s, loss, rlosses[s], tlosses[s]);
   }
   model_get_state(&fx.m, fx.params, fx.running, fx.counts);
-  double worst_w = 0, worst_dw = 0;
+  /* PyTorch's fp32 result in rn50's layout, for its own error */
+  float *t_params = calloc(fx.n.n_params, 4), *t_running = calloc(fx.n.n_running, 4);
+  int64_t t_counts[NET_MAX_OPS];
+  char err[512];
+  CHECK(weights_read(&fx.n, &t32, "", 0, t_params, t_running, t_counts, err, sizeof err) == 0, "%s", err);
+  double worst = 0, worst_torch = 0;
   for (int i = 0; i < fx.n.n_state; i++) {
     const state_entry *st = &fx.n.state[i];
     if (st->cls == ST_COUNT) {
@@ -177,25 +202,20 @@ static void check_sgd3(arch_id arch, int wd_bn) {
       CHECK(fx.counts[st->offset] == want, "%s %s after 3 steps", name, st->name);
       continue;
     }
-    const float *flat = st->cls == ST_PARAM ? fx.params : fx.running;
-    double e = compare_state(st, flat, &ref, st->name);
-    worst_w = fmax(worst_w, e);
-    CHECK(e <= (st->cls == ST_PARAM ? TOL_W : TOL_OUT), "%s %s after 3 steps: rel err %.3g", name, st->name, e);
-    if (st->cls != ST_PARAM) continue;
-    /* the update itself: (final - init) against torch's */
-    size_t n = state_torch_numel(st);
-    float *a = malloc(n * 4), *b = malloc(n * 4), *init = malloc(n * 4);
-    state_to_torch(st, fx.params + st->offset, a);
-    state_to_torch(st, fx.p0 + st->offset, init);
-    safet_read_f32(&ref, safet_find(&ref, st->name), b);
-    for (size_t k = 0; k < n; k++) a[k] -= init[k], b[k] -= init[k];
-    e = rel_l2(a, b, n);
-    worst_dw = fmax(worst_dw, e);
-    CHECK(e <= TOL_DW, "%s update of %s over 3 steps: rel err %.3g", name, st->name, e);
-    free(a), free(b), free(init);
+    int is_param = st->cls == ST_PARAM;
+    const float *mine = is_param ? fx.params : fx.running, *theirs = is_param ? t_params : t_running;
+    const float *init = is_param ? fx.p0 : fx.r0;
+    double e = update_err(st, mine, init, &ref, NULL);
+    double et = update_err(st, theirs, init, &ref, NULL);
+    worst = fmax(worst, e), worst_torch = fmax(worst_torch, et);
+    double tol = fmax(TOL_DW, TORCH_FACTOR * et);
+    CHECK(e <= tol, "%s change of %s over 3 steps: rel err %.3g (PyTorch fp32: %.3g)", name, st->name, e, et);
   }
-  printf("  %s: after 3 SGD steps worst weight rel err %.2e, worst update rel err %.2e\n", name, worst_w, worst_dw);
+  printf("  %s: 3 SGD steps: worst rel err of a tensor's change %.2e (PyTorch fp32 vs fp64: %.2e)\n", name, worst,
+         worst_torch);
+  free(t_params), free(t_running);
   safet_close(&ref);
+  safet_close(&t32);
   teardown(&fx);
 }
 

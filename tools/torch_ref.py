@@ -19,15 +19,18 @@ For resnet18 and resnet50 (batch 4, 3x64x64 uint8 images, 10 classes) it writes:
                           (lr 0.005, momentum 0.9, Nesterov, weight decay 5e-3 --
                           resnet50: not on BN parameters and biases -- label
                           smoothing 0.1) and the 3 losses
+  ARCH_sgd3_fp32...       the same run in PyTorch's fp32
 
 The reference values are computed in float64 from the same float32 weights, so
 they are the exact answer rn50's fp32 is measured against. ReLU and max-pool
-make a network's gradient discontinuous: at batch 4 a single activation that
-rounds to the other side of zero moves a gradient tensor by ~1e-3, and with
-default init PyTorch's own fp32 gradients differ from fp64 by 2-5% at this
-size. So the script draws data seeds until PyTorch's fp32 run agrees with the
-fp64 one to 1e-4 on every output (no element near a kink) and records that
-check's figure, which tests/test_parity.c prints beside its own.
+make a network's gradient discontinuous: at batch 4 one activation that rounds
+to the other side of zero moves a gradient tensor by ~1e-3, and PyTorch's own
+fp32 gradients differ from fp64 by 2-5% for resnet50 at this size on most
+inputs. So the script draws data seeds until PyTorch's fp32 step agrees with
+the fp64 one to 2e-5 on every output (no element near a kink) and records that
+figure. Three SGD steps cannot all be kept away from kinks that way, so for
+them the test also gets PyTorch's fp32 result and asks rn50 to be as close to
+fp64 as PyTorch's fp32 is.
 """
 import os
 import sys
@@ -41,7 +44,7 @@ import safetensors_py  # noqa: E402
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 BATCH, SIZE, CLASSES, STEPS = 4, 64, 10, 3
-CONDITION = 1e-4
+CONDITION = 2e-5
 
 
 def to_input(u8_nhwc, dtype=torch.float32):
@@ -67,8 +70,8 @@ def initial_state(arch):
     return {k: v.clone() for k, v in m.state_dict().items()}
 
 
-def run(arch, init, images, labels, dtype, wd_bn):
-    """eval logits, one step's outputs and gradients, and 3 SGD steps"""
+def run_step(arch, init, images, labels, dtype):
+    """eval logits, then one training step's outputs, gradients and buffers"""
     m = getattr(torchvision.models, arch)(num_classes=CLASSES)
     m.load_state_dict(init)
     m.to(dtype)
@@ -87,8 +90,15 @@ def run(arch, init, images, labels, dtype, wd_bn):
         step["grad." + name] = p.grad.clone()
     for name, b in m.named_buffers():
         step[name] = b.clone()
+    return step
 
-    m.load_state_dict(init)  # (keeps dtype: copies into the existing tensors)
+
+def run_sgd(arch, init, images, labels, dtype, wd_bn):
+    """3 SGD steps on batches 0, 1, 2: the final state_dict and the losses"""
+    m = getattr(torchvision.models, arch)(num_classes=CLASSES)
+    m.load_state_dict(init)
+    m.to(dtype)
+    crit = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     decay, rest = [], []
     for name, p in m.named_parameters():
         (decay if name.endswith("weight") and p.dim() > 1 else rest).append(p)
@@ -103,15 +113,13 @@ def run(arch, init, images, labels, dtype, wd_bn):
         losses.append(loss.item())
     sgd = {k: v.clone() for k, v in m.state_dict().items()}
     sgd["losses"] = torch.tensor(losses, dtype=torch.float64)
-    return step, sgd
+    return sgd
 
 
-def worst_rel(a, b, init):
+def worst_rel(a, b):
     worst = 0.0
     for k in b:
         x, y = a[k].double(), b[k].double()
-        if k in init and x.is_floating_point():  # compare updates, not weights
-            x, y = x - init[k].double(), y - init[k].double()
         if not y.is_floating_point():
             continue
         d = y.norm().item()
@@ -125,9 +133,8 @@ def make(arch, out, wd_bn):
         g = torch.Generator().manual_seed(1000 + seed)
         images = torch.randint(0, 256, (STEPS, BATCH, SIZE, SIZE, 3), generator=g, dtype=torch.uint8)
         labels = torch.randint(0, CLASSES, (STEPS, BATCH), generator=g)
-        s32, g32 = run(arch, init, images, labels, torch.float32, wd_bn)
-        s64, g64 = run(arch, init, images, labels, torch.float64, wd_bn)
-        cond = max(worst_rel(s32, s64, {}), worst_rel(g32, g64, init))
+        s64 = run_step(arch, init, images, labels, torch.float64)
+        cond = worst_rel(run_step(arch, init, images, labels, torch.float32), s64)
         print(f"torch_ref: {arch} data seed {seed}: PyTorch fp32 vs fp64 worst rel err {cond:.2e}", flush=True)
         if cond <= CONDITION:
             break
@@ -137,7 +144,10 @@ def make(arch, out, wd_bn):
     safetensors_py.save(os.path.join(out, f"{arch}_init.safetensors"), init)
     safetensors_py.save(os.path.join(out, f"{arch}_data.safetensors"), {"images": images, "labels": labels}, meta)
     safetensors_py.save(os.path.join(out, f"{arch}_step.safetensors"), s64, meta)
-    safetensors_py.save(os.path.join(out, f"{arch}_sgd3.safetensors"), g64, meta)
+    safetensors_py.save(os.path.join(out, f"{arch}_sgd3.safetensors"),
+                        run_sgd(arch, init, images, labels, torch.float64, wd_bn))
+    safetensors_py.save(os.path.join(out, f"{arch}_sgd3_fp32.safetensors"),
+                        run_sgd(arch, init, images, labels, torch.float32, wd_bn))
 
 
 if __name__ == "__main__":
