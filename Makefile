@@ -13,7 +13,7 @@ CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -g -fopenmp $(WARN) -MMD -MP
-LDLIBS  += $(BLAS_DIR)/libopenblas.a -lgfortran -lturbojpeg -ljpeg -lspng -lz -lm -lpthread -fopenmp
+LDLIBS  += $(BLAS_DIR)/libopenblas.a -lturbojpeg -ljpeg -lspng -lz -lm -lpthread -fopenmp
 
 SRC_C   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 OBJ     := $(SRC_C:%.c=$(BUILD)/%.o)
