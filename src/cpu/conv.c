@@ -1,37 +1,213 @@
-/* conv.c: NHWC convolution on the CPU as GEMMs (OpenBLAS). A 1x1 stride-1
- * convolution is one GEMM over the activation itself; any other kernel,
- * stride or padding goes through im2col over a chunk of whole images.
- * Backward data gathers the column gradients back per input pixel, so
- * threads never write the same element. Weights are OHWI: [k][kh*kw*c]. */
-#include <cblas.h>
+/* conv.c: NHWC convolution on the CPU as indirect GEMMs (src/cpu/kernels.h):
+ *   forward:     y[pixel][k]   = sum over taps, ci of x[pixel + tap][ci] * w[k][tap][ci]
+ *   back data:   dx[pixel][ci] = sum over taps, k of dy[pixel - tap][k] * w[k][tap][ci]
+ *   back filter: dw[k][tap][ci] += sum over pixels of dy[pixel][k] * x[pixel + tap][ci]
+ * A GEMM row is reached through a pointer per tap (a zero row stands for
+ * the padding), so the input is read in place instead of being copied into
+ * an im2col matrix; only inputs with few channels (the 7x7 stem's 3) are
+ * gathered into a column matrix first. Backward data with stride s splits
+ * the input pixels into s*s classes that share the taps which reach them.
+ * Weights are OHWI: [k][kh*kw*c].
+ *
+ * Threads split the output into tiles and each tile sums its terms in a
+ * fixed order, so results do not depend on the number of threads. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
 #include "cpu.h"
+#include "kernels.h"
 
+/* blocking (BLIS-like): a job covers up to JOB_TILES row tiles x JOB_PANELS
+ * column panels; the reduction runs in blocks of at most BLOCK_STEPS steps
+ * (channel chunks of CHUNK_CH times whole taps), so one packed 16-column B
+ * panel (16 KB) stays in L1 while the job's packed A rows (L2) stream past.
+ * The filter gradient reduces over pixels in blocks of FILTER_PIXELS, with
+ * A blocks of FILTER_TILES tiles of output channels. */
+#define JOB_TILES 24
+#define JOB_PANELS 16
+#define CHUNK_CH 256
+#define BLOCK_STEPS 256
+#define FILTER_PIXELS 256
+#define FILTER_TILES 24
 /* floats of im2col scratch per chunk (32 MB) */
 #define COL_BUDGET ((size_t)8 << 20)
 
-static float *scratch;
-static size_t scratch_len;
+/* grow-only scratch buffers (ops run one at a time) */
+typedef struct {
+  float *p;
+  size_t n;
+} scratch;
 
-static float *get_scratch(size_t floats) {
-  if (floats > scratch_len) {
-    free(scratch);
-    scratch = xmalloc_aligned(floats * sizeof(float), "convolution scratch");
-    scratch_len = floats;
+static scratch s_packed, s_col, s_zero;
+
+static float *scratch_get(scratch *s, size_t floats, const char *what) {
+  if (floats > s->n) {
+    free(s->p);
+    s->p = xmalloc_aligned(floats * sizeof(float), what);
+    s->n = floats;
   }
-  return scratch;
+  return s->p;
+}
+
+/* a row of at least n zeros (the padding every out-of-range tap reads) */
+static const float *zero_row(size_t n) {
+  int fresh = n > s_zero.n;
+  float *z = scratch_get(&s_zero, n, "convolution zero row");
+  if (fresh) memset(z, 0, n * sizeof(float));
+  return z;
+}
+
+static int cdiv(int a, int b) { return (a + b - 1) / b; }
+
+/* ---- indirect GEMM over the pixels of a grid ----
+ * Row m = (img, ry, rx) of an n x rh x rw grid. At tap t its source is pixel
+ * (ry*ss + toy[t], rx*ss + tox[t]) of src [n][sh][sw][sc], or the zero row
+ * when outside; its output is pixel (ry*ds + dy0, rx*ds + dx0) of dst
+ * [n][dh][dw][dc], columns [0, ncol). The reduction runs over (chunk of
+ * source channels, tap, channel); b holds it packed per 16-column panel:
+ * b[(panel*taps*sc + c0*taps + t*kc + j)*16 + col] for the chunk starting
+ * at c0 with kc channels. */
+typedef struct {
+  int n, rh, rw;
+  const float *src;
+  int sh, sw, sc, ss;
+  int taps;
+  const int *toy, *tox;
+  float *dst;
+  int dh, dw, dc, ds, dy0, dx0;
+  int ncol;
+  const float *b;
+  int acc; /* add to dst (else overwrite) */
+} igemm;
+
+/* pointers of rows [m0, m0 + 6*tiles): a[(tile*taps + t)*6 + r], c[tile*6 + r] */
+static void igemm_pointers(const igemm *g, int m0, int tiles, const float **a, float **c, float *dummy,
+                           const float *zero) {
+  const int M = g->n * g->rh * g->rw, T = g->taps;
+  for (int i = 0; i < tiles; i++)
+    for (int r = 0; r < KER_MR; r++) {
+      int m = m0 + i * KER_MR + r;
+      const float **ar = a + (size_t)i * T * KER_MR + r;
+      if (m >= M) {
+        c[i * KER_MR + r] = dummy;
+        for (int t = 0; t < T; t++) ar[t * KER_MR] = zero;
+        continue;
+      }
+      int rx = m % g->rw, ry = (m / g->rw) % g->rh, img = m / (g->rw * g->rh);
+      c[i * KER_MR + r] =
+          g->dst + (((size_t)img * g->dh + ry * g->ds + g->dy0) * g->dw + rx * g->ds + g->dx0) * g->dc;
+      for (int t = 0; t < T; t++) {
+        int sy = ry * g->ss + g->toy[t], sx = rx * g->ss + g->tox[t];
+        ar[t * KER_MR] = (sy < 0 || sy >= g->sh || sx < 0 || sx >= g->sw)
+                             ? zero
+                             : g->src + (((size_t)img * g->sh + sy) * g->sw + sx) * g->sc;
+      }
+    }
+}
+
+/* tiles and panels per job: the defaults, split further until every thread
+ * has a few jobs (the partition never changes a result, only who sums it) */
+static void job_shape(int mtiles, int panels, int *jt, int *jp) {
+  int t = MIN(JOB_TILES, mtiles), p = MIN(JOB_PANELS, panels), want = 2 * omp_get_max_threads();
+  while (cdiv(mtiles, t) * cdiv(panels, p) < want) {
+    if (t >= 2 * p && t > 1) t = cdiv(t, 2);
+    else if (p > 1) p = cdiv(p, 2);
+    else if (t > 1) t = cdiv(t, 2);
+    else break;
+  }
+  *jt = t;
+  *jp = p;
+}
+
+static void igemm_run(const igemm *g) {
+  const int M = g->n * g->rh * g->rw, T = g->taps, C = g->sc;
+  if (M <= 0 || T <= 0) return;
+  const int mtiles = cdiv(M, KER_MR), panels = cdiv(g->ncol, KER_NR);
+  int jt, jp;
+  job_shape(mtiles, panels, &jt, &jp);
+  const int mjobs = cdiv(mtiles, jt), njobs = cdiv(panels, jp);
+  const size_t red = (size_t)T * C; /* reduction length of one panel */
+  const float *zero = zero_row((size_t)C);
+#pragma omp parallel
+  {
+    const float **rows = xmalloc((size_t)jt * T * KER_MR * sizeof *rows, "convolution row pointers");
+    float **c = xmalloc((size_t)jt * KER_MR * sizeof *c, "convolution row pointers");
+    float *dummy = xmalloc((size_t)panels * KER_NR * sizeof(float), "convolution scratch row");
+    float *ap = xmalloc_aligned(((size_t)jt * BLOCK_STEPS * KER_MR + 8) * sizeof(float), "packed convolution rows");
+#pragma omp for schedule(static)
+    for (int job = 0; job < mjobs * njobs; job++) {
+      int tile0 = job / njobs * jt, tiles = MIN(jt, mtiles - tile0);
+      int p0 = job % njobs * jp, p1 = MIN(panels, p0 + jp);
+      igemm_pointers(g, tile0 * KER_MR, tiles, rows, c, dummy, zero);
+      for (int c0 = 0; c0 < C; c0 += CHUNK_CH) {
+        int kc = MIN(CHUNK_CH, C - c0), tb = MAX(1, BLOCK_STEPS / kc);
+        for (int t0 = 0; t0 < T; t0 += tb) {
+          int nt = MIN(tb, T - t0), steps = nt * kc, acc = (c0 == 0 && t0 == 0) ? g->acc : 1;
+          for (int i = 0; i < tiles; i++)
+            pack_a_rows(ap + (size_t)i * steps * KER_MR, rows + ((size_t)i * T + t0) * KER_MR, nt, (size_t)c0, kc);
+          for (int p = p0; p < p1; p++) {
+            const float *b = g->b + ((size_t)p * red + (size_t)c0 * T + (size_t)t0 * kc) * KER_NR;
+            int nr = MIN(KER_NR, g->ncol - p * KER_NR);
+            for (int i = 0; i < tiles; i++)
+              ker_tile(steps, ap + (size_t)i * steps * KER_MR, b, c + i * KER_MR, (size_t)p * KER_NR, nr, acc);
+          }
+        }
+      }
+    }
+    free(rows);
+    free(c);
+    free(dummy);
+    free(ap);
+  }
+}
+
+/* packed B for igemm: value(col, tap index, channel) over panels of 16
+ * columns, zero past ncol. fwd: w[col][tap][ch]; bwd data: w[ch][tap][col]. */
+static float *pack_weights(const float *w, const conv_desc *d, int bwd_data, int ntap, const int *tap, int ncol,
+                           int nch) {
+  const int panels = cdiv(ncol, KER_NR), C = d->c;
+  const size_t red = (size_t)ntap * nch, kdim = (size_t)d->kh * d->kw * C;
+  float *b = scratch_get(&s_packed, (size_t)panels * red * KER_NR, "packed convolution weights");
+#pragma omp parallel for schedule(static)
+  for (int p = 0; p < panels; p++) {
+    float *bp = b + (size_t)p * red * KER_NR;
+    int nr = MIN(KER_NR, ncol - p * KER_NR);
+    if (nr < KER_NR) memset(bp, 0, red * KER_NR * sizeof(float));
+    for (int c0 = 0; c0 < nch; c0 += CHUNK_CH) {
+      int kc = MIN(CHUNK_CH, nch - c0);
+      for (int t = 0; t < ntap; t++) {
+        float *dst = bp + ((size_t)c0 * ntap + (size_t)t * kc) * KER_NR;
+        if (bwd_data) { /* rows of w are contiguous in col */
+          for (int j = 0; j < kc; j++)
+            memcpy(dst + (size_t)j * KER_NR, w + (size_t)(c0 + j) * kdim + (size_t)tap[t] * C + p * KER_NR,
+                   (size_t)nr * sizeof(float));
+        } else { /* transpose the panel's rows of w, 8x8 blocks at a time */
+          const float *src = w + (size_t)p * KER_NR * kdim + (size_t)tap[t] * C + c0;
+          int j = 0;
+          if (nr == KER_NR)
+            for (; j + 8 <= kc; j += 8) {
+              transpose8x8(dst + (size_t)j * KER_NR, KER_NR, src + j, kdim);
+              transpose8x8(dst + (size_t)j * KER_NR + 8, KER_NR, src + 8 * kdim + j, kdim);
+            }
+          for (; j < kc; j++)
+            for (int q = 0; q < nr; q++) dst[(size_t)j * KER_NR + q] = src[(size_t)q * kdim + j];
+        }
+      }
+    }
+  }
+  return b;
 }
 
 static int is_pointwise(const conv_desc *d) { return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0; }
 
-static size_t kdim_of(const conv_desc *d) { return (size_t)d->kh * d->kw * d->c; }
+/* few input channels: gather windows into a column matrix first */
+static int use_im2col(const conv_desc *d) { return d->c < 16 && !is_pointwise(d); }
 
-/* images per chunk so that the column matrix fits the budget */
+/* images per im2col chunk so that the column matrix fits the budget */
 static int chunk_images(const conv_desc *d) {
-  size_t per = (size_t)d->oh * d->ow * kdim_of(d);
+  size_t per = (size_t)d->oh * d->ow * d->kh * d->kw * d->c;
   int k = (int)(COL_BUDGET / (per ? per : 1));
   return k < 1 ? 1 : (k > d->n ? d->n : k);
 }
@@ -39,7 +215,7 @@ static int chunk_images(const conv_desc *d) {
 /* col[(n-n0)*oh*ow + oy*ow + ox][(ky*kw+kx)*c + ci] = x[n][oy*s-p+ky][ox*s-p+kx][ci] */
 static void im2col(const conv_desc *d, int n0, int n1, float *col, const float *x) {
   const int C = d->c, H = d->h, W = d->w, OH = d->oh, OW = d->ow;
-  const size_t kdim = kdim_of(d);
+  const size_t kdim = (size_t)d->kh * d->kw * C;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = n0; n < n1; n++)
     for (int oy = 0; oy < OH; oy++)
@@ -57,92 +233,176 @@ static void im2col(const conv_desc *d, int n0, int n1, float *col, const float *
       }
 }
 
-/* dx[n][iy][ix][ci] (+)= sum of the column gradients that read it */
-static void col2im(const conv_desc *d, int n0, int n1, float *dx, const float *dcol, int acc) {
-  const int C = d->c, H = d->h, W = d->w, OH = d->oh, OW = d->ow, S = d->stride;
-  const size_t kdim = kdim_of(d);
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int n = n0; n < n1; n++)
-    for (int iy = 0; iy < H; iy++)
-      for (int ix = 0; ix < W; ix++) {
-        float *out = dx + (((size_t)n * H + iy) * W + ix) * C;
-        if (!acc) memset(out, 0, (size_t)C * sizeof(float));
-        for (int ky = 0; ky < d->kh; ky++) {
-          int ty = iy + d->pad - ky;
-          if (ty < 0 || ty % S) continue;
-          int oy = ty / S;
-          if (oy >= OH) continue;
-          for (int kx = 0; kx < d->kw; kx++) {
-            int tx = ix + d->pad - kx;
-            if (tx < 0 || tx % S) continue;
-            int ox = tx / S;
-            if (ox >= OW) continue;
-            const float *src = dcol + (((size_t)(n - n0) * OH + oy) * OW + ox) * kdim + ((size_t)ky * d->kw + kx) * C;
-            for (int ci = 0; ci < C; ci++) out[ci] += src[ci];
-          }
-        }
-      }
+/* the 1x1 convolution over the column matrix of images [n0, n1) */
+static conv_desc col_desc(const conv_desc *d, int n0, int n1) {
+  conv_desc c = *d;
+  c.n = 1;
+  c.h = c.oh = (n1 - n0) * d->oh * d->ow;
+  c.w = c.ow = 1;
+  c.c = d->kh * d->kw * d->c;
+  c.kh = c.kw = c.stride = 1;
+  c.pad = 0;
+  return c;
+}
+
+/* tap offsets of the forward (and filter) direction: source pixel of output
+ * (oy, ox) at tap (ky, kx) is (oy*s - p + ky, ox*s - p + kx) */
+static void forward_taps(const conv_desc *d, int *tap, int *toy, int *tox) {
+  for (int ky = 0; ky < d->kh; ky++)
+    for (int kx = 0; kx < d->kw; kx++) {
+      int t = ky * d->kw + kx;
+      tap[t] = t;
+      toy[t] = ky - d->pad;
+      tox[t] = kx - d->pad;
+    }
 }
 
 void cpu_conv_fwd(backend *be, const conv_desc *d, void *y_, const void *x_, const void *w_) {
-  float *y = y_;             /* [n, oh, ow, k] */
-  const float *x = x_;       /* [n, h, w, c] */
-  const float *w = w_;       /* [k, kh, kw, c] */
-  const int K = d->k;
-  const size_t kdim = kdim_of(d), rows_img = (size_t)d->oh * d->ow;
-  if (is_pointwise(d)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(d->n * rows_img), K, (int)kdim, 1.0f, x, (int)kdim,
-                w, (int)kdim, 0.0f, y, K);
+  float *y = y_;       /* [n, oh, ow, k] */
+  const float *x = x_; /* [n, h, w, c] */
+  const float *w = w_; /* [k, kh, kw, c] */
+  if (use_im2col(d)) {
+    int step = chunk_images(d);
+    size_t rows_img = (size_t)d->oh * d->ow, kdim = (size_t)d->kh * d->kw * d->c;
+    float *col = scratch_get(&s_col, (size_t)step * rows_img * kdim, "im2col scratch");
+    for (int n0 = 0; n0 < d->n; n0 += step) {
+      int n1 = MIN(d->n, n0 + step);
+      im2col(d, n0, n1, col, x);
+      conv_desc c = col_desc(d, n0, n1);
+      cpu_conv_fwd(be, &c, y + (size_t)n0 * rows_img * d->k, col, w);
+    }
     return;
   }
-  int step = chunk_images(d);
-  float *col = get_scratch((size_t)step * rows_img * kdim);
-  for (int n0 = 0; n0 < d->n; n0 += step) {
-    int n1 = MIN(d->n, n0 + step);
-    im2col(d, n0, n1, col, x);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)((n1 - n0) * rows_img), K, (int)kdim, 1.0f, col,
-                (int)kdim, w, (int)kdim, 0.0f, y + (size_t)n0 * rows_img * K, K);
-  }
+  const int T = d->kh * d->kw;
+  int *tap = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *toy = tap + T, *tox = toy + T;
+  forward_taps(d, tap, toy, tox);
+  igemm g = {d->n, d->oh, d->ow, x, d->h, d->w, d->c, d->stride, T, toy, tox,
+             y,    d->oh, d->ow, d->k, 1,   0,    0,    d->k,   NULL, 0};
+  g.b = pack_weights(w, d, 0, T, tap, d->k, d->c);
+  igemm_run(&g);
+  free(tap);
 }
 
 void cpu_conv_bwd_data(backend *be, const conv_desc *d, void *dx_, const void *dy_, const void *w_, int acc_dx) {
-  float *dx = dx_;           /* [n, h, w, c] */
-  const float *dy = dy_;     /* [n, oh, ow, k] */
-  const float *w = w_;       /* [k, kh, kw, c] */
-  const int K = d->k;
-  const size_t kdim = kdim_of(d), rows_img = (size_t)d->oh * d->ow;
-  if (is_pointwise(d)) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(d->n * rows_img), (int)kdim, K, 1.0f, dy, K, w,
-                (int)kdim, acc_dx ? 1.0f : 0.0f, dx, (int)kdim);
-    return;
+  float *dx = dx_;       /* [n, h, w, c] */
+  const float *dy = dy_; /* [n, oh, ow, k] */
+  const float *w = w_;   /* [k, kh, kw, c] */
+  const int S = d->stride, T = d->kh * d->kw;
+  int *tap = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *toy = tap + T, *tox = toy + T;
+  /* input pixel (iy, ix) = (py + S*ry, px + S*rx) takes tap (ky, kx) from
+   * output pixel ((iy + p - ky)/S, ...) when S divides iy + p - ky */
+  for (int py = 0; py < S; py++)
+    for (int px = 0; px < S; px++) {
+      int rh = py < d->h ? cdiv(d->h - py, S) : 0, rw = px < d->w ? cdiv(d->w - px, S) : 0;
+      if (rh == 0 || rw == 0) continue;
+      int nt = 0;
+      for (int ky = 0; ky < d->kh; ky++)
+        for (int kx = 0; kx < d->kw; kx++) {
+          int ty = py + d->pad - ky, tx = px + d->pad - kx;
+          if (((ty % S) + S) % S || ((tx % S) + S) % S) continue;
+          tap[nt] = ky * d->kw + kx;
+          toy[nt] = ty / S; /* exact */
+          tox[nt] = tx / S;
+          nt++;
+        }
+      if (nt == 0) { /* no tap reaches this class: its gradient is zero */
+        if (acc_dx) continue;
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int n = 0; n < d->n; n++)
+          for (int ry = 0; ry < rh; ry++)
+            for (int rx = 0; rx < rw; rx++)
+              memset(dx + (((size_t)n * d->h + py + S * ry) * d->w + px + S * rx) * d->c, 0,
+                     (size_t)d->c * sizeof(float));
+        continue;
+      }
+      igemm g = {d->n, rh,   rw,   dy, d->oh, d->ow, d->k, 1,      nt,   toy, tox,
+                 dx,   d->h, d->w, d->c, S,   py,    px,   d->c, NULL, acc_dx};
+      g.b = pack_weights(w, d, 1, nt, tap, d->c, d->k);
+      igemm_run(&g);
+    }
+  free(tap);
+}
+
+/* dw[k][t][ci] += sum over the n*oh*ow output pixels p of dy[p][k] * x(p, t)[ci]
+ * as a GEMM over pixels: A = dy (6 output channels per tile), B = the input
+ * pixels under each tap (16 channels per panel, panel q = tap*cpan + c/16).
+ * Threads split the panels; each adds the pixel blocks in order. */
+static void filter_run(const conv_desc *d, float *dw, const float *dy, const float *x) {
+  const int M = d->n * d->oh * d->ow, T = d->kh * d->kw, C = d->c, K = d->k;
+  const int cpan = cdiv(C, KER_NR), panels = T * cpan, ktiles = cdiv(K, KER_MR);
+  const size_t kdim = (size_t)T * C;
+  const float *zero = zero_row((size_t)C + KER_NR);
+  int *toy = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *tox = toy + T, *tap = tox + T;
+  forward_taps(d, tap, toy, tox);
+#pragma omp parallel
+  {
+    int nth = omp_get_num_threads(), th = omp_get_thread_num();
+    int q0 = (int)((long)panels * th / nth), q1 = (int)((long)panels * (th + 1) / nth);
+    const float **xp = xmalloc((size_t)T * FILTER_PIXELS * sizeof *xp, "convolution row pointers");
+    float **c = xmalloc((size_t)ktiles * KER_MR * sizeof *c, "convolution row pointers");
+    float *dummy = xmalloc((kdim + KER_NR) * sizeof(float), "convolution scratch row");
+    float *bp = xmalloc_aligned(((size_t)MAX(q1 - q0, 1) * FILTER_PIXELS * KER_NR) * sizeof(float),
+                                "packed convolution pixels");
+    float *ap = xmalloc_aligned((size_t)FILTER_TILES * FILTER_PIXELS * KER_MR * sizeof(float),
+                                "packed output gradients");
+    for (int i = 0; i < ktiles * KER_MR; i++) c[i] = i < K ? dw + (size_t)i * kdim : dummy;
+    for (int m0 = 0; m0 < M && q0 < q1; m0 += FILTER_PIXELS) {
+      int np = MIN(FILTER_PIXELS, M - m0);
+      for (int i = 0; i < np; i++) {
+        int m = m0 + i, ox = m % d->ow, oy = (m / d->ow) % d->oh, img = m / (d->ow * d->oh);
+        for (int t = 0; t < T; t++) {
+          int iy = oy * d->stride + toy[t], ix = ox * d->stride + tox[t];
+          xp[(size_t)t * FILTER_PIXELS + i] = (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                                                  ? zero
+                                                  : x + (((size_t)img * d->h + iy) * d->w + ix) * C;
+        }
+      }
+      /* pixel by pixel, so that each input row is read front to back */
+      for (int i = 0; i < np; i++)
+        for (int q = q0; q < q1; q++) {
+          int t = q / cpan, c0 = q % cpan * KER_NR;
+          pack_b_rows(bp + ((size_t)(q - q0) * np + i) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i, (size_t)c0, 1,
+                      MIN(KER_NR, C - c0));
+        }
+      for (int k0 = 0; k0 < ktiles; k0 += FILTER_TILES) {
+        int k1 = MIN(ktiles, k0 + FILTER_TILES);
+        for (int i = 0; i < np; i++)
+          for (int kt = k0; kt < k1; kt++)
+            pack_a_cols(ap + ((size_t)(kt - k0) * np + i) * KER_MR, dy + (size_t)(m0 + i) * K + kt * KER_MR, 0, 1,
+                        MIN(KER_MR, K - kt * KER_MR));
+        for (int q = q0; q < q1; q++) {
+          int t = q / cpan, c0 = q % cpan * KER_NR;
+          const float *b = bp + (size_t)(q - q0) * np * KER_NR;
+          for (int kt = k0; kt < k1; kt++)
+            ker_tile(np, ap + (size_t)(kt - k0) * np * KER_MR, b, c + kt * KER_MR, (size_t)t * C + c0,
+                     MIN(KER_NR, C - c0), 1);
+        }
+      }
+    }
+    free(xp);
+    free(c);
+    free(dummy);
+    free(bp);
+    free(ap);
   }
-  int step = chunk_images(d);
-  float *dcol = get_scratch((size_t)step * rows_img * kdim);
-  for (int n0 = 0; n0 < d->n; n0 += step) {
-    int n1 = MIN(d->n, n0 + step);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)((n1 - n0) * rows_img), (int)kdim, K, 1.0f,
-                dy + (size_t)n0 * rows_img * K, K, w, (int)kdim, 0.0f, dcol, (int)kdim);
-    col2im(d, n0, n1, dx, dcol, acc_dx);
-  }
+  free(toy);
 }
 
 void cpu_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void *dy_, const void *x_) {
-  const float *dy = dy_;     /* [n, oh, ow, k] */
-  const float *x = x_;       /* [n, h, w, c] */
+  const float *dy = dy_; /* [n, oh, ow, k] */
+  const float *x = x_;   /* [n, h, w, c] */
   /* dw: [k, kh, kw, c], accumulated */
-  const int K = d->k;
-  const size_t kdim = kdim_of(d), rows_img = (size_t)d->oh * d->ow;
-  if (is_pointwise(d)) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)kdim, (int)(d->n * rows_img), 1.0f, dy, K, x,
-                (int)kdim, 1.0f, dw, (int)kdim);
+  if (use_im2col(d)) {
+    int step = chunk_images(d);
+    size_t rows_img = (size_t)d->oh * d->ow, kdim = (size_t)d->kh * d->kw * d->c;
+    float *col = scratch_get(&s_col, (size_t)step * rows_img * kdim, "im2col scratch");
+    for (int n0 = 0; n0 < d->n; n0 += step) {
+      int n1 = MIN(d->n, n0 + step);
+      im2col(d, n0, n1, col, x);
+      conv_desc c = col_desc(d, n0, n1);
+      filter_run(&c, dw, dy + (size_t)n0 * rows_img * d->k, col);
+    }
     return;
   }
-  int step = chunk_images(d);
-  float *col = get_scratch((size_t)step * rows_img * kdim);
-  for (int n0 = 0; n0 < d->n; n0 += step) {
-    int n1 = MIN(d->n, n0 + step);
-    im2col(d, n0, n1, col, x);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, (int)kdim, (int)((n1 - n0) * rows_img), 1.0f,
-                dy + (size_t)n0 * rows_img * K, K, col, (int)kdim, 1.0f, dw, (int)kdim);
-  }
+  filter_run(d, dw, dy, x);
 }
