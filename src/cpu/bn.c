@@ -7,13 +7,14 @@
  * blocks of 8 channels small enough to stay in L1, summed (chunk mean) and
  * then re-read from L1 for the centred squares; chunks are merged with
  * Chan's parallel-variance formula. The per-element loops use 8-float
- * vectors (src/cpu/vec.h). */
+ * vectors (src/cpu/vec.h); work is spread with cpu_for (src/cpu/threads.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
 #include "cpu.h"
+#include "threads.h"
 #include "vec.h"
 
 /* channels per parallel work item of a reduction */
@@ -21,42 +22,89 @@
 
 static int n_chunks(int m) { return (m + CPU_REDUCE_CHUNK - 1) / CPU_REDUCE_CHUNK; }
 
+/* rows of chunk k */
+static int chunk_rows(int m, int k) { return MIN(m, (k + 1) * CPU_REDUCE_CHUNK) - k * CPU_REDUCE_CHUNK; }
+
+/* the per-chunk column sums of forward and backward: item = (chunk, group
+ * of BN_GROUP channels), writing part[chunk][2c] */
+typedef struct {
+  int m, c, ng;
+  const float *x, *dy, *y;
+  const float *mean, *invstd;
+  double *part;
+} bn_sums;
+
+static void stats_item(void *ctx, int item, int thread) {
+  const bn_sums *S = ctx;
+  int k = item / S->ng, j0 = item % S->ng * BN_GROUP, j1 = MIN(S->c, j0 + BN_GROUP);
+  double *p = S->part + (size_t)k * S->c * 2;
+  vec_col_mean_m2(chunk_rows(S->m, k), S->c, S->x + (size_t)k * CPU_REDUCE_CHUNK * S->c, j0, j1, p, p + S->c);
+}
+
+static void dz_sums_item(void *ctx, int item, int thread) {
+  const bn_sums *S = ctx;
+  int k = item / S->ng, j0 = item % S->ng * BN_GROUP, j1 = MIN(S->c, j0 + BN_GROUP);
+  size_t o = (size_t)k * CPU_REDUCE_CHUNK * S->c;
+  double *p = S->part + (size_t)k * S->c * 2;
+  vec_col_dz_sums(chunk_rows(S->m, k), S->c, S->dy + o, S->y ? S->y + o : NULL, S->x + o, S->mean, S->invstd, j0,
+                  j1, p, p + S->c);
+}
+
 /* mean[c] and biased var[c] of x [m, c] */
 static void bn_stats(int m, int c, const float *x, double *mean, double *var) {
-  const int nc = n_chunks(m), ng = (c + BN_GROUP - 1) / BN_GROUP;
-  double *part = xmalloc((size_t)nc * c * 2 * sizeof(double), "BN partial sums"); /* [chunk][mean c, m2 c] */
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int k = 0; k < nc; k++)
-    for (int g = 0; g < ng; g++) {
-      int r0 = k * CPU_REDUCE_CHUNK, rows = MIN(m, r0 + CPU_REDUCE_CHUNK) - r0;
-      int j0 = g * BN_GROUP, j1 = MIN(c, j0 + BN_GROUP);
-      double *pm = part + (size_t)k * c * 2, *p2 = pm + c;
-      vec_col_mean_m2(rows, c, x + (size_t)r0 * c, j0, j1, pm, p2);
-    }
+  const int nc = n_chunks(m);
+  bn_sums S = {m, c, (c + BN_GROUP - 1) / BN_GROUP, x, NULL, NULL, NULL, NULL, NULL};
+  S.part = xmalloc((size_t)nc * c * 2 * sizeof(double), "BN partial sums"); /* [chunk][mean c, m2 c] */
+  cpu_for(nc * S.ng, stats_item, &S);
   for (int j = 0; j < c; j++) {
     double s = 0;
-    for (int k = 0; k < nc; k++) {
-      int rows = MIN(m, (k + 1) * CPU_REDUCE_CHUNK) - k * CPU_REDUCE_CHUNK;
-      s += rows * part[(size_t)k * c * 2 + j];
-    }
+    for (int k = 0; k < nc; k++) s += chunk_rows(m, k) * S.part[(size_t)k * c * 2 + j];
     double mu = s / m, m2 = 0;
     for (int k = 0; k < nc; k++) {
-      int rows = MIN(m, (k + 1) * CPU_REDUCE_CHUNK) - k * CPU_REDUCE_CHUNK;
-      double d = part[(size_t)k * c * 2 + j] - mu;
-      m2 += part[(size_t)k * c * 2 + c + j] + rows * d * d;
+      double d = S.part[(size_t)k * c * 2 + j] - mu;
+      m2 += S.part[(size_t)k * c * 2 + c + j] + chunk_rows(m, k) * d * d;
     }
     mean[j] = mu;
     var[j] = m2 / m;
   }
-  free(part);
+  free(S.part);
+}
+
+/* row loops (apply, dx) in pieces of about ROW_GRAIN floats */
+#define ROW_GRAIN 16384
+
+typedef struct {
+  int m, c, pieces, relu, acc_dx, acc_dr;
+  float *y, *dr;
+  const float *x, *r, *scale, *shift;                 /* apply */
+  const float *dy, *yr, *mean, *invstd, *a, *b, *mu; /* dx */
+} bn_rows;
+
+static void apply_item(void *ctx, int item, int thread) {
+  const bn_rows *R = ctx;
+  size_t i0 = cpu_piece_start((size_t)R->m, R->pieces, item), i1 = cpu_piece_start((size_t)R->m, R->pieces, item + 1);
+  for (size_t i = i0; i < i1; i++) {
+    size_t o = i * R->c;
+    vec_scale_shift(R->c, R->y + o, R->x + o, R->r ? R->r + o : NULL, R->relu, R->scale, R->shift);
+  }
+}
+
+static void dx_item(void *ctx, int item, int thread) {
+  const bn_rows *R = ctx;
+  size_t i0 = cpu_piece_start((size_t)R->m, R->pieces, item), i1 = cpu_piece_start((size_t)R->m, R->pieces, item + 1);
+  for (size_t i = i0; i < i1; i++) {
+    size_t o = i * R->c;
+    vec_bn_dx(R->c, R->y + o, R->dr ? R->dr + o : NULL, R->dy + o, R->yr ? R->yr + o : NULL, R->x + o, R->mean,
+              R->invstd, R->a, R->b, R->mu, R->acc_dx, R->acc_dr);
+  }
 }
 
 /* y = [relu](x*scale + shift [+ r]) */
 static void bn_apply(int m, int c, float *y, const float *x, const float *r, int relu, const float *scale,
                      const float *shift) {
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < m; i++)
-    vec_scale_shift(c, y + (size_t)i * c, x + (size_t)i * c, r ? r + (size_t)i * c : NULL, relu, scale, shift);
+  bn_rows R = {m,     c,    cpu_pieces((size_t)m * c, ROW_GRAIN), relu, 0, 0, y, NULL, x, r, scale, shift,
+               NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+  cpu_for(R.pieces, apply_item, &R);
 }
 
 void cpu_bn_fwd_train(backend *be, int m, int c, void *y, const void *x_, const void *r, int relu,
@@ -98,24 +146,17 @@ void cpu_bn_bwd(backend *be, int m, int c, void *dx_, void *dr_, float *dgamma, 
                 const float *save_invstd, int relu, int acc_dx, int acc_dr) {
   float *dx = dx_, *dr = dr_;              /* [m, c] */
   const float *dy = dy_, *y = y_, *x = x_; /* [m, c] */
-  const int nc = n_chunks(m), ng = (c + BN_GROUP - 1) / BN_GROUP;
+  const int nc = n_chunks(m);
   /* pass 1: per chunk, sum dz and sum dz*xhat per channel (dz: dy through the ReLU) */
-  double *part = xmalloc((size_t)nc * c * 2 * sizeof(double), "BN backward sums"); /* [chunk][sdz c, sdx c] */
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int k = 0; k < nc; k++)
-    for (int g = 0; g < ng; g++) {
-      int r0 = k * CPU_REDUCE_CHUNK, rows = MIN(m, r0 + CPU_REDUCE_CHUNK) - r0;
-      int j0 = g * BN_GROUP, j1 = MIN(c, j0 + BN_GROUP);
-      size_t o = (size_t)r0 * c;
-      double *ps = part + (size_t)k * c * 2;
-      vec_col_dz_sums(rows, c, dy + o, relu ? y + o : NULL, x + o, save_mean, save_invstd, j0, j1, ps, ps + c);
-    }
+  bn_sums S = {m, c, (c + BN_GROUP - 1) / BN_GROUP, x, dy, relu ? y : NULL, save_mean, save_invstd, NULL};
+  S.part = xmalloc((size_t)nc * c * 2 * sizeof(double), "BN backward sums"); /* [chunk][sdz c, sdx c] */
+  cpu_for(nc * S.ng, dz_sums_item, &S);
   float *a = xmalloc((size_t)c * 3 * sizeof(float), "BN backward coefficients"), *b = a + c, *mu = b + c;
   for (int j = 0; j < c; j++) {
     double sdz = 0, sdx = 0;
     for (int k = 0; k < nc; k++) {
-      sdz += part[(size_t)k * c * 2 + j];
-      sdx += part[(size_t)k * c * 2 + c + j];
+      sdz += S.part[(size_t)k * c * 2 + j];
+      sdx += S.part[(size_t)k * c * 2 + c + j];
     }
     dgamma[j] += (float)sdx;
     dbeta[j] += (float)sdz;
@@ -124,13 +165,10 @@ void cpu_bn_bwd(backend *be, int m, int c, void *dx_, void *dr_, float *dgamma, 
     b[j] = (float)(-(double)a[j] * sdx / m);
     mu[j] = (float)(-(double)a[j] * sdz / m);
   }
-  free(part);
+  free(S.part);
   /* pass 2: dx and dr */
-#pragma omp parallel for schedule(static)
-  for (int i = 0; i < m; i++) {
-    size_t o = (size_t)i * c;
-    vec_bn_dx(c, dx + o, dr ? dr + o : NULL, dy + o, relu ? y + o : NULL, x + o, save_mean, save_invstd, a, b, mu,
-              acc_dx, acc_dr);
-  }
+  bn_rows R = {m, c, cpu_pieces((size_t)m * c, ROW_GRAIN), relu, acc_dx, acc_dr, dx, dr, x, NULL, NULL, NULL,
+               dy, relu ? y : NULL, save_mean, save_invstd, a, b, mu};
+  cpu_for(R.pieces, dx_item, &R);
   free(a);
 }

@@ -11,13 +11,13 @@
  *
  * Threads split the output into tiles and each tile sums its terms in a
  * fixed order, so results do not depend on the number of threads. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
 #include "cpu.h"
 #include "kernels.h"
+#include "threads.h"
 
 /* blocking (BLIS-like): a job covers up to JOB_TILES row tiles x JOB_PANELS
  * column panels; the reduction runs in blocks of at most BLOCK_STEPS steps
@@ -107,10 +107,11 @@ static void igemm_pointers(const igemm *g, int m0, int tiles, const float **a, f
     }
 }
 
-/* tiles and panels per job: the defaults, split further until every thread
- * has a few jobs (the partition never changes a result, only who sums it) */
+/* tiles and panels per job: the defaults, split further until there are a
+ * few jobs per thread (the partition never changes a result, only who
+ * computes it) */
 static void job_shape(int mtiles, int panels, int *jt, int *jp) {
-  int t = MIN(JOB_TILES, mtiles), p = MIN(JOB_PANELS, panels), want = 2 * omp_get_max_threads();
+  int t = MIN(JOB_TILES, mtiles), p = MIN(JOB_PANELS, panels), want = 4 * cpu_threads();
   while (cdiv(mtiles, t) * cdiv(panels, p) < want) {
     if (t >= 2 * p && t > 1) t = cdiv(t, 2);
     else if (p > 1) p = cdiv(p, 2);
@@ -121,83 +122,104 @@ static void job_shape(int mtiles, int panels, int *jt, int *jp) {
   *jp = p;
 }
 
-static void igemm_run(const igemm *g) {
-  const int M = g->n * g->rh * g->rw, T = g->taps, C = g->sc;
-  if (M <= 0 || T <= 0) return;
-  const int mtiles = cdiv(M, KER_MR), panels = cdiv(g->ncol, KER_NR);
-  int jt, jp;
-  job_shape(mtiles, panels, &jt, &jp);
-  const int mjobs = cdiv(mtiles, jt), njobs = cdiv(panels, jp);
+typedef struct {
+  const igemm *g;
+  int mtiles, panels, jt, jp, njobs;
+  const float *zero;
+} igemm_jobs;
+
+static void igemm_job(void *ctx, int job, int thread) {
+  const igemm_jobs *J = ctx;
+  const igemm *g = J->g;
+  const int T = g->taps, C = g->sc, jt = J->jt;
   const size_t red = (size_t)T * C; /* reduction length of one panel */
-  const float *zero = zero_row((size_t)C);
-#pragma omp parallel
-  {
-    const float **rows = xmalloc((size_t)jt * T * KER_MR * sizeof *rows, "convolution row pointers");
-    float **c = xmalloc((size_t)jt * KER_MR * sizeof *c, "convolution row pointers");
-    float *dummy = xmalloc((size_t)panels * KER_NR * sizeof(float), "convolution scratch row");
-    float *ap = xmalloc_aligned(((size_t)jt * BLOCK_STEPS * KER_MR + 8) * sizeof(float), "packed convolution rows");
-#pragma omp for schedule(static)
-    for (int job = 0; job < mjobs * njobs; job++) {
-      int tile0 = job / njobs * jt, tiles = MIN(jt, mtiles - tile0);
-      int p0 = job % njobs * jp, p1 = MIN(panels, p0 + jp);
-      igemm_pointers(g, tile0 * KER_MR, tiles, rows, c, dummy, zero);
-      for (int c0 = 0; c0 < C; c0 += CHUNK_CH) {
-        int kc = MIN(CHUNK_CH, C - c0), tb = MAX(1, BLOCK_STEPS / kc);
-        for (int t0 = 0; t0 < T; t0 += tb) {
-          int nt = MIN(tb, T - t0), steps = nt * kc, acc = (c0 == 0 && t0 == 0) ? g->acc : 1;
+  const float **rows = cpu_scratch(thread, 0, (size_t)jt * T * KER_MR * sizeof *rows);
+  float **c = cpu_scratch(thread, 1, (size_t)jt * KER_MR * sizeof *c);
+  float *dummy = cpu_scratch(thread, 2, (size_t)J->panels * KER_NR * sizeof(float));
+  float *ap = cpu_scratch(thread, 3, ((size_t)jt * BLOCK_STEPS * KER_MR + 8) * sizeof(float));
+  int tile0 = job / J->njobs * jt, tiles = MIN(jt, J->mtiles - tile0);
+  int p0 = job % J->njobs * J->jp, p1 = MIN(J->panels, p0 + J->jp);
+  igemm_pointers(g, tile0 * KER_MR, tiles, rows, c, dummy, J->zero);
+  for (int c0 = 0; c0 < C; c0 += CHUNK_CH) {
+    int kc = MIN(CHUNK_CH, C - c0), tb = MAX(1, BLOCK_STEPS / kc);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = MIN(tb, T - t0), steps = nt * kc, acc = (c0 == 0 && t0 == 0) ? g->acc : 1;
+      const float *b0 = g->b + ((size_t)c0 * T + (size_t)t0 * kc) * KER_NR;
+      for (int i = 0; i < tiles; i++)
+        pack_a_rows(ap + (size_t)i * steps * KER_MR, rows + ((size_t)i * T + t0) * KER_MR, nt, (size_t)c0, kc);
+      if (steps == (int)red) {
+        /* the whole reduction in one block: finish each tile's rows in turn
+         * (the job's B panels stay in L2), so the output is written in order */
+        for (int i = 0; i < tiles; i++)
+          for (int p = p0; p < p1; p++)
+            ker_tile(steps, ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR, c + i * KER_MR,
+                     (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), acc);
+      } else {
+        /* one 16-column B panel in L1 against all the job's row tiles */
+        for (int p = p0; p < p1; p++)
           for (int i = 0; i < tiles; i++)
-            pack_a_rows(ap + (size_t)i * steps * KER_MR, rows + ((size_t)i * T + t0) * KER_MR, nt, (size_t)c0, kc);
-          for (int p = p0; p < p1; p++) {
-            const float *b = g->b + ((size_t)p * red + (size_t)c0 * T + (size_t)t0 * kc) * KER_NR;
-            int nr = MIN(KER_NR, g->ncol - p * KER_NR);
-            for (int i = 0; i < tiles; i++)
-              ker_tile(steps, ap + (size_t)i * steps * KER_MR, b, c + i * KER_MR, (size_t)p * KER_NR, nr, acc);
-          }
-        }
+            ker_tile(steps, ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR, c + i * KER_MR,
+                     (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), acc);
       }
     }
-    free(rows);
-    free(c);
-    free(dummy);
-    free(ap);
   }
+}
+
+static void igemm_run(const igemm *g) {
+  const int M = g->n * g->rh * g->rw;
+  if (M <= 0 || g->taps <= 0) return;
+  igemm_jobs J = {g, cdiv(M, KER_MR), cdiv(g->ncol, KER_NR), 0, 0, 0, zero_row((size_t)g->sc)};
+  job_shape(J.mtiles, J.panels, &J.jt, &J.jp);
+  J.njobs = cdiv(J.panels, J.jp);
+  cpu_for(cdiv(J.mtiles, J.jt) * J.njobs, igemm_job, &J);
 }
 
 /* packed B for igemm: value(col, tap index, channel) over panels of 16
  * columns, zero past ncol. fwd: w[col][tap][ch]; bwd data: w[ch][tap][col]. */
-static float *pack_weights(const float *w, const conv_desc *d, int bwd_data, int ntap, const int *tap, int ncol,
-                           int nch) {
-  const int panels = cdiv(ncol, KER_NR), C = d->c;
-  const size_t red = (size_t)ntap * nch, kdim = (size_t)d->kh * d->kw * C;
-  float *b = scratch_get(&s_packed, (size_t)panels * red * KER_NR, "packed convolution weights");
-#pragma omp parallel for schedule(static)
-  for (int p = 0; p < panels; p++) {
-    float *bp = b + (size_t)p * red * KER_NR;
-    int nr = MIN(KER_NR, ncol - p * KER_NR);
-    if (nr < KER_NR) memset(bp, 0, red * KER_NR * sizeof(float));
-    for (int c0 = 0; c0 < nch; c0 += CHUNK_CH) {
-      int kc = MIN(CHUNK_CH, nch - c0);
-      for (int t = 0; t < ntap; t++) {
-        float *dst = bp + ((size_t)c0 * ntap + (size_t)t * kc) * KER_NR;
-        if (bwd_data) { /* rows of w are contiguous in col */
-          for (int j = 0; j < kc; j++)
-            memcpy(dst + (size_t)j * KER_NR, w + (size_t)(c0 + j) * kdim + (size_t)tap[t] * C + p * KER_NR,
-                   (size_t)nr * sizeof(float));
-        } else { /* transpose the panel's rows of w, 8x8 blocks at a time */
-          const float *src = w + (size_t)p * KER_NR * kdim + (size_t)tap[t] * C + c0;
-          int j = 0;
-          if (nr == KER_NR)
-            for (; j + 8 <= kc; j += 8) {
-              transpose8x8(dst + (size_t)j * KER_NR, KER_NR, src + j, kdim);
-              transpose8x8(dst + (size_t)j * KER_NR + 8, KER_NR, src + 8 * kdim + j, kdim);
-            }
-          for (; j < kc; j++)
-            for (int q = 0; q < nr; q++) dst[(size_t)j * KER_NR + q] = src[(size_t)q * kdim + j];
-        }
+typedef struct {
+  float *b;
+  const float *w;
+  const conv_desc *d;
+  int bwd_data, ntap, ncol, nch;
+  const int *tap;
+} weight_pack;
+
+static void pack_panel(void *ctx, int p, int thread) {
+  const weight_pack *P = ctx;
+  const int C = P->d->c, ntap = P->ntap, nch = P->nch, nr = MIN(KER_NR, P->ncol - p * KER_NR);
+  const size_t red = (size_t)ntap * nch, kdim = (size_t)P->d->kh * P->d->kw * C;
+  float *bp = P->b + (size_t)p * red * KER_NR;
+  if (nr < KER_NR) memset(bp, 0, red * KER_NR * sizeof(float));
+  for (int c0 = 0; c0 < nch; c0 += CHUNK_CH) {
+    int kc = MIN(CHUNK_CH, nch - c0);
+    for (int t = 0; t < ntap; t++) {
+      float *dst = bp + ((size_t)c0 * ntap + (size_t)t * kc) * KER_NR;
+      if (P->bwd_data) { /* rows of w are contiguous in col */
+        for (int j = 0; j < kc; j++)
+          memcpy(dst + (size_t)j * KER_NR, P->w + (size_t)(c0 + j) * kdim + (size_t)P->tap[t] * C + p * KER_NR,
+                 (size_t)nr * sizeof(float));
+      } else { /* transpose the panel's rows of w, 8x8 blocks at a time */
+        const float *src = P->w + (size_t)p * KER_NR * kdim + (size_t)P->tap[t] * C + c0;
+        int j = 0;
+        if (nr == KER_NR)
+          for (; j + 8 <= kc; j += 8) {
+            transpose8x8(dst + (size_t)j * KER_NR, KER_NR, src + j, kdim);
+            transpose8x8(dst + (size_t)j * KER_NR + 8, KER_NR, src + 8 * kdim + j, kdim);
+          }
+        for (; j < kc; j++)
+          for (int q = 0; q < nr; q++) dst[(size_t)j * KER_NR + q] = src[(size_t)q * kdim + j];
       }
     }
   }
-  return b;
+}
+
+static float *pack_weights(const float *w, const conv_desc *d, int bwd_data, int ntap, const int *tap, int ncol,
+                           int nch) {
+  const int panels = cdiv(ncol, KER_NR);
+  weight_pack P = {scratch_get(&s_packed, (size_t)panels * ntap * nch * KER_NR, "packed convolution weights"),
+                   w, d, bwd_data, ntap, ncol, nch, tap};
+  cpu_for(panels, pack_panel, &P);
+  return P.b;
 }
 
 static int is_pointwise(const conv_desc *d) { return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0; }
@@ -213,24 +235,36 @@ static int chunk_images(const conv_desc *d) {
 }
 
 /* col[(n-n0)*oh*ow + oy*ow + ox][(ky*kw+kx)*c + ci] = x[n][oy*s-p+ky][ox*s-p+kx][ci] */
-static void im2col(const conv_desc *d, int n0, int n1, float *col, const float *x) {
+typedef struct {
+  const conv_desc *d;
+  int n0;
+  float *col;
+  const float *x;
+} im2col_rows;
+
+static void im2col_row(void *ctx, int item, int thread) {
+  const im2col_rows *R = ctx;
+  const conv_desc *d = R->d;
   const int C = d->c, H = d->h, W = d->w, OH = d->oh, OW = d->ow;
   const size_t kdim = (size_t)d->kh * d->kw * C;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int n = n0; n < n1; n++)
-    for (int oy = 0; oy < OH; oy++)
-      for (int ox = 0; ox < OW; ox++) {
-        float *row = col + (((size_t)(n - n0) * OH + oy) * OW + ox) * kdim;
-        for (int ky = 0; ky < d->kh; ky++) {
-          int iy = oy * d->stride - d->pad + ky;
-          for (int kx = 0; kx < d->kw; kx++) {
-            int ix = ox * d->stride - d->pad + kx;
-            float *dst = row + ((size_t)ky * d->kw + kx) * C;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) memset(dst, 0, (size_t)C * sizeof(float));
-            else memcpy(dst, x + (((size_t)n * H + iy) * W + ix) * C, (size_t)C * sizeof(float));
-          }
-        }
+  int n = R->n0 + item / OH, oy = item % OH;
+  for (int ox = 0; ox < OW; ox++) {
+    float *row = R->col + (((size_t)(n - R->n0) * OH + oy) * OW + ox) * kdim;
+    for (int ky = 0; ky < d->kh; ky++) {
+      int iy = oy * d->stride - d->pad + ky;
+      for (int kx = 0; kx < d->kw; kx++) {
+        int ix = ox * d->stride - d->pad + kx;
+        float *dst = row + ((size_t)ky * d->kw + kx) * C;
+        if (iy < 0 || iy >= H || ix < 0 || ix >= W) memset(dst, 0, (size_t)C * sizeof(float));
+        else memcpy(dst, R->x + (((size_t)n * H + iy) * W + ix) * C, (size_t)C * sizeof(float));
       }
+    }
+  }
+}
+
+static void im2col(const conv_desc *d, int n0, int n1, float *col, const float *x) {
+  im2col_rows R = {d, n0, col, x};
+  cpu_for((n1 - n0) * d->oh, im2col_row, &R);
 }
 
 /* the 1x1 convolution over the column matrix of images [n0, n1) */
@@ -307,7 +341,6 @@ void cpu_conv_bwd_data(backend *be, const conv_desc *d, void *dx_, const void *d
         }
       if (nt == 0) { /* no tap reaches this class: its gradient is zero */
         if (acc_dx) continue;
-#pragma omp parallel for collapse(2) schedule(static)
         for (int n = 0; n < d->n; n++)
           for (int ry = 0; ry < rh; ry++)
             for (int rx = 0; rx < rw; rx++)
@@ -326,65 +359,92 @@ void cpu_conv_bwd_data(backend *be, const conv_desc *d, void *dx_, const void *d
 /* dw[k][t][ci] += sum over the n*oh*ow output pixels p of dy[p][k] * x(p, t)[ci]
  * as a GEMM over pixels: A = dy (6 output channels per tile), B = the input
  * pixels under each tap (16 channels per panel, panel q = tap*cpan + c/16).
- * Threads split the panels; each adds the pixel blocks in order. */
-static void filter_run(const conv_desc *d, float *dw, const float *dy, const float *x) {
-  const int M = d->n * d->oh * d->ow, T = d->kh * d->kw, C = d->c, K = d->k;
-  const int cpan = cdiv(C, KER_NR), panels = T * cpan, ktiles = cdiv(K, KER_MR);
-  const size_t kdim = (size_t)T * C;
-  const float *zero = zero_row((size_t)C + KER_NR);
-  int *toy = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *tox = toy + T, *tap = tox + T;
-  forward_taps(d, tap, toy, tox);
-#pragma omp parallel
-  {
-    int nth = omp_get_num_threads(), th = omp_get_thread_num();
-    int q0 = (int)((long)panels * th / nth), q1 = (int)((long)panels * (th + 1) / nth);
-    const float **xp = xmalloc((size_t)T * FILTER_PIXELS * sizeof *xp, "convolution row pointers");
-    float **c = xmalloc((size_t)ktiles * KER_MR * sizeof *c, "convolution row pointers");
-    float *dummy = xmalloc((kdim + KER_NR) * sizeof(float), "convolution scratch row");
-    float *bp = xmalloc_aligned(((size_t)MAX(q1 - q0, 1) * FILTER_PIXELS * KER_NR) * sizeof(float),
-                                "packed convolution pixels");
-    float *ap = xmalloc_aligned((size_t)FILTER_TILES * FILTER_PIXELS * KER_MR * sizeof(float),
-                                "packed output gradients");
-    for (int i = 0; i < ktiles * KER_MR; i++) c[i] = i < K ? dw + (size_t)i * kdim : dummy;
-    for (int m0 = 0; m0 < M && q0 < q1; m0 += FILTER_PIXELS) {
-      int np = MIN(FILTER_PIXELS, M - m0);
-      for (int i = 0; i < np; i++) {
-        int m = m0 + i, ox = m % d->ow, oy = (m / d->ow) % d->oh, img = m / (d->ow * d->oh);
-        for (int t = 0; t < T; t++) {
-          int iy = oy * d->stride + toy[t], ix = ox * d->stride + tox[t];
-          xp[(size_t)t * FILTER_PIXELS + i] = (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
-                                                  ? zero
-                                                  : x + (((size_t)img * d->h + iy) * d->w + ix) * C;
-        }
-      }
-      /* pixel by pixel, so that each input row is read front to back */
-      for (int i = 0; i < np; i++)
-        for (int q = q0; q < q1; q++) {
-          int t = q / cpan, c0 = q % cpan * KER_NR;
-          pack_b_rows(bp + ((size_t)(q - q0) * np + i) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i, (size_t)c0, 1,
-                      MIN(KER_NR, C - c0));
-        }
-      for (int k0 = 0; k0 < ktiles; k0 += FILTER_TILES) {
-        int k1 = MIN(ktiles, k0 + FILTER_TILES);
-        for (int i = 0; i < np; i++)
-          for (int kt = k0; kt < k1; kt++)
-            pack_a_cols(ap + ((size_t)(kt - k0) * np + i) * KER_MR, dy + (size_t)(m0 + i) * K + kt * KER_MR, 0, 1,
-                        MIN(KER_MR, K - kt * KER_MR));
-        for (int q = q0; q < q1; q++) {
-          int t = q / cpan, c0 = q % cpan * KER_NR;
-          const float *b = bp + (size_t)(q - q0) * np * KER_NR;
-          for (int kt = k0; kt < k1; kt++)
-            ker_tile(np, ap + (size_t)(kt - k0) * np * KER_MR, b, c + kt * KER_MR, (size_t)t * C + c0,
-                     MIN(KER_NR, C - c0), 1);
-        }
+ * Items own a range of tiles times a range of panels, pack just those and
+ * add the pixel blocks in order. */
+typedef struct {
+  const conv_desc *d;
+  const float *dy, *x;
+  int M, T, C, K, cpan, panels, ktiles, gk, gp;
+  const int *toy, *tox;
+  const float *zero;
+  float *const *c; /* dw row of each output channel (past K: scratch) */
+} filter_job;
+
+static void filter_item(void *ctx, int item, int thread) {
+  const filter_job *F = ctx;
+  const conv_desc *d = F->d;
+  const int kg = item / F->gp, pg = item % F->gp, C = F->C, K = F->K;
+  const int kt0 = F->ktiles * kg / F->gk, kt1 = F->ktiles * (kg + 1) / F->gk;
+  const int q0 = F->panels * pg / F->gp, q1 = F->panels * (pg + 1) / F->gp;
+  if (kt0 == kt1 || q0 == q1) return;
+  const int t0 = q0 / F->cpan, t1 = (q1 - 1) / F->cpan + 1; /* taps of these panels */
+  const float **xp = cpu_scratch(thread, 0, (size_t)F->T * FILTER_PIXELS * sizeof *xp);
+  float *bp = cpu_scratch(thread, 1, (size_t)(q1 - q0) * FILTER_PIXELS * KER_NR * sizeof(float));
+  float *ap = cpu_scratch(thread, 2, (size_t)MIN(FILTER_TILES, kt1 - kt0) * FILTER_PIXELS * KER_MR * sizeof(float));
+  for (int m0 = 0; m0 < F->M; m0 += FILTER_PIXELS) {
+    int np = MIN(FILTER_PIXELS, F->M - m0);
+    for (int i = 0; i < np; i++) {
+      int m = m0 + i, ox = m % d->ow, oy = (m / d->ow) % d->oh, img = m / (d->ow * d->oh);
+      for (int t = t0; t < t1; t++) {
+        int iy = oy * d->stride + F->toy[t], ix = ox * d->stride + F->tox[t];
+        xp[(size_t)t * FILTER_PIXELS + i] = (iy < 0 || iy >= d->h || ix < 0 || ix >= d->w)
+                                                ? F->zero
+                                                : F->x + (((size_t)img * d->h + iy) * d->w + ix) * C;
       }
     }
-    free(xp);
-    free(c);
-    free(dummy);
-    free(bp);
-    free(ap);
+    /* pixel by pixel, so that each input row is read front to back */
+    for (int i = 0; i < np; i++)
+      for (int q = q0; q < q1; q++) {
+        int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
+        pack_b_rows(bp + ((size_t)(q - q0) * np + i) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i, (size_t)c0, 1,
+                    MIN(KER_NR, C - c0));
+      }
+    for (int k0 = kt0; k0 < kt1; k0 += FILTER_TILES) {
+      int k1 = MIN(kt1, k0 + FILTER_TILES);
+      for (int i = 0; i < np; i++)
+        for (int kt = k0; kt < k1; kt++)
+          pack_a_cols(ap + ((size_t)(kt - k0) * np + i) * KER_MR, F->dy + (size_t)(m0 + i) * K + kt * KER_MR, 0, 1,
+                      MIN(KER_MR, K - kt * KER_MR));
+      for (int q = q0; q < q1; q++) {
+        int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
+        const float *b = bp + (size_t)(q - q0) * np * KER_NR;
+        for (int kt = k0; kt < k1; kt++)
+          ker_tile(np, ap + (size_t)(kt - k0) * np * KER_MR, b, F->c + kt * KER_MR, (size_t)t * C + c0,
+                   MIN(KER_NR, C - c0), 1);
+      }
+    }
   }
+}
+
+static void filter_run(const conv_desc *d, float *dw, const float *dy, const float *x) {
+  const int T = d->kh * d->kw, C = d->c, K = d->k;
+  const size_t kdim = (size_t)T * C;
+  filter_job F = {d, dy, x, d->n * d->oh * d->ow, T, C, K, cdiv(C, KER_NR), 0, cdiv(K, KER_MR), 1, 1,
+                  NULL, NULL, NULL, NULL};
+  F.panels = T * F.cpan;
+  /* groups of tiles x groups of panels: enough items for every thread, the
+   * least repacking (each tile group packs its panels' pixels, each panel
+   * group its tiles' output gradients) */
+  const int want = MIN(4 * cpu_threads(), F.ktiles * F.panels);
+  double best = -1;
+  for (int gk = 1; gk <= MIN(F.ktiles, want); gk++) {
+    int gp = MIN(F.panels, cdiv(want, gk));
+    if (gk * gp < want) continue;
+    double cost = (double)gp * K + (double)gk * T * C;
+    if (best < 0 || cost < best) best = cost, F.gk = gk, F.gp = gp;
+  }
+  int *toy = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *tox = toy + T, *tap = tox + T;
+  forward_taps(d, tap, toy, tox);
+  F.toy = toy;
+  F.tox = tox;
+  F.zero = zero_row((size_t)C + KER_NR);
+  float **c = xmalloc((size_t)F.ktiles * KER_MR * sizeof *c, "convolution row pointers");
+  float *dummy = xmalloc((kdim + KER_NR) * sizeof(float), "convolution scratch row");
+  for (int i = 0; i < F.ktiles * KER_MR; i++) c[i] = i < K ? dw + (size_t)i * kdim : dummy;
+  F.c = c;
+  cpu_for(F.gk * F.gp, filter_item, &F);
+  free(c);
+  free(dummy);
   free(toy);
 }
 

@@ -5,8 +5,7 @@
 
 #include "../core/util.h"
 #include "cpu.h"
-
-void openblas_set_num_threads(int num_threads);
+#include "threads.h"
 
 static void *cpu_alloc(backend *be, size_t bytes, const char *what) { return xmalloc_aligned(bytes, what); }
 static void cpu_free(backend *be, void *p) { free(p); }
@@ -21,8 +20,8 @@ static void cpu_destroy(backend *be) { free(be); }
 
 backend *cpu_backend_create(int threads) {
   if (threads <= 0) threads = cpu_thread_count();
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  cpu_threads_set(threads);
+  omp_set_num_threads(threads); /* for any OpenMP code outside the backend */
   backend *be = xcalloc(1, sizeof *be, "CPU backend");
   be->name = "cpu";
   be->act_dtype = DTYPE_F32;
