@@ -425,7 +425,7 @@ static void filter_run(const conv_desc *d, float *dw, const float *dy, const flo
   /* groups of tiles x groups of panels: enough items for every thread, the
    * least repacking (each tile group packs its panels' pixels, each panel
    * group its tiles' output gradients) */
-  const int want = MIN(4 * cpu_threads(), F.ktiles * F.panels);
+  const int want = MIN(2 * cpu_threads(), F.ktiles * F.panels);
   double best = -1;
   for (int gk = 1; gk <= MIN(F.ktiles, want); gk++) {
     int gp = MIN(F.panels, cdiv(want, gk));
