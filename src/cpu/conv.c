@@ -11,6 +11,7 @@
  *
  * Threads split the output into tiles and each tile sums its terms in a
  * fixed order, so results do not depend on the number of threads. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +69,12 @@ static int cdiv(int a, int b) { return (a + b - 1) / b; }
  * [n][dh][dw][dc], columns [0, ncol). The reduction runs over (chunk of
  * source channels, tap, channel); b holds it packed per 16-column panel:
  * b[(panel*taps*sc + c0*taps + t*kc + j)*16 + col] for the chunk starting
- * at c0 with kc channels. */
+ * at c0 with kc channels.
+ *
+ * Taps that fall outside the source for all rows of a tile are skipped.
+ * On small grids, where most pixels touch the border, rows are ordered
+ * position-major (m = (ry*rw + rx)*n + img) so that a tile's rows share
+ * one position, and with it the taps that reach them. */
 typedef struct {
   int n, rh, rw;
   const float *src;
@@ -79,14 +85,21 @@ typedef struct {
   int dh, dw, dc, ds, dy0, dx0;
   int ncol;
   const float *b;
-  int acc; /* add to dst (else overwrite) */
+  int acc;        /* add to dst (else overwrite) */
+  int pos_major;  /* row order (set by igemm_run) */
 } igemm;
 
-/* pointers of rows [m0, m0 + 6*tiles): a[(tile*taps + t)*6 + r], c[tile*6 + r] */
-static void igemm_pointers(const igemm *g, int m0, int tiles, const float **a, float **c, float *dummy,
-                           const float *zero) {
+/* grids of at most this many positions are ordered position-major */
+#define SMALL_GRID 196
+
+/* Pointers of rows [m0, m0 + 6*tiles): a[(tile*taps + t)*6 + r],
+ * c[tile*6 + r]; live[tile] has bit t set when tap t reaches some row of
+ * the tile (all bits when taps > 64). */
+static void igemm_pointers(const igemm *g, int m0, int tiles, const float **a, float **c, uint64_t *live,
+                           float *dummy, const float *zero) {
   const int M = g->n * g->rh * g->rw, T = g->taps;
-  for (int i = 0; i < tiles; i++)
+  for (int i = 0; i < tiles; i++) {
+    live[i] = T > 64 ? ~(uint64_t)0 : 0;
     for (int r = 0; r < KER_MR; r++) {
       int m = m0 + i * KER_MR + r;
       const float **ar = a + (size_t)i * T * KER_MR + r;
@@ -95,16 +108,20 @@ static void igemm_pointers(const igemm *g, int m0, int tiles, const float **a, f
         for (int t = 0; t < T; t++) ar[t * KER_MR] = zero;
         continue;
       }
-      int rx = m % g->rw, ry = (m / g->rw) % g->rh, img = m / (g->rw * g->rh);
+      int img, pos;
+      if (g->pos_major) img = m % g->n, pos = m / g->n;
+      else img = m / (g->rw * g->rh), pos = m % (g->rw * g->rh);
+      int rx = pos % g->rw, ry = pos / g->rw;
       c[i * KER_MR + r] =
           g->dst + (((size_t)img * g->dh + ry * g->ds + g->dy0) * g->dw + rx * g->ds + g->dx0) * g->dc;
       for (int t = 0; t < T; t++) {
         int sy = ry * g->ss + g->toy[t], sx = rx * g->ss + g->tox[t];
-        ar[t * KER_MR] = (sy < 0 || sy >= g->sh || sx < 0 || sx >= g->sw)
-                             ? zero
-                             : g->src + (((size_t)img * g->sh + sy) * g->sw + sx) * g->sc;
+        int in = sy >= 0 && sy < g->sh && sx >= 0 && sx < g->sw;
+        ar[t * KER_MR] = in ? g->src + (((size_t)img * g->sh + sy) * g->sw + sx) * g->sc : zero;
+        if (in && t < 64) live[i] |= (uint64_t)1 << t;
       }
     }
+  }
 }
 
 /* tiles and panels per job: the defaults, split further until there are a
@@ -128,6 +145,23 @@ typedef struct {
   const float *zero;
 } igemm_jobs;
 
+/* c rows (+)= the taps [t0, t0 + nt) that are live for this tile, one run
+ * of consecutive live taps at a time; *fresh: nothing written yet */
+static void tile_taps(int kc, int t0, int nt, uint64_t live, const float *a, const float *b, float *const *c,
+                      size_t coff, int nr, int acc, int *fresh) {
+  for (int t = 0; t < nt;) {
+    if (!(live >> (t0 + t) & 1)) {
+      t++;
+      continue;
+    }
+    int e = t + 1;
+    while (e < nt && (live >> (t0 + e) & 1)) e++;
+    ker_tile((e - t) * kc, a + (size_t)t * kc * KER_MR, b + (size_t)t * kc * KER_NR, c, coff, nr, *fresh ? acc : 1);
+    *fresh = 0;
+    t = e;
+  }
+}
+
 static void igemm_job(void *ctx, int job, int thread) {
   const igemm_jobs *J = ctx;
   const igemm *g = J->g;
@@ -137,13 +171,16 @@ static void igemm_job(void *ctx, int job, int thread) {
   float **c = cpu_scratch(thread, 1, (size_t)jt * KER_MR * sizeof *c);
   float *dummy = cpu_scratch(thread, 2, (size_t)J->panels * KER_NR * sizeof(float));
   float *ap = cpu_scratch(thread, 3, ((size_t)jt * BLOCK_STEPS * KER_MR + 8) * sizeof(float));
+  uint64_t *live = cpu_scratch(thread, 4, (size_t)jt * sizeof *live);
+  int *fresh = cpu_scratch(thread, 5, (size_t)jt * JOB_PANELS * sizeof *fresh);
   int tile0 = job / J->njobs * jt, tiles = MIN(jt, J->mtiles - tile0);
   int p0 = job % J->njobs * J->jp, p1 = MIN(J->panels, p0 + J->jp);
-  igemm_pointers(g, tile0 * KER_MR, tiles, rows, c, dummy, J->zero);
+  igemm_pointers(g, tile0 * KER_MR, tiles, rows, c, live, dummy, J->zero);
+  for (int i = 0; i < tiles * (p1 - p0); i++) fresh[i] = 1;
   for (int c0 = 0; c0 < C; c0 += CHUNK_CH) {
     int kc = MIN(CHUNK_CH, C - c0), tb = MAX(1, BLOCK_STEPS / kc);
     for (int t0 = 0; t0 < T; t0 += tb) {
-      int nt = MIN(tb, T - t0), steps = nt * kc, acc = (c0 == 0 && t0 == 0) ? g->acc : 1;
+      int nt = MIN(tb, T - t0), steps = nt * kc;
       const float *b0 = g->b + ((size_t)c0 * T + (size_t)t0 * kc) * KER_NR;
       for (int i = 0; i < tiles; i++)
         pack_a_rows(ap + (size_t)i * steps * KER_MR, rows + ((size_t)i * T + t0) * KER_MR, nt, (size_t)c0, kc);
@@ -152,22 +189,32 @@ static void igemm_job(void *ctx, int job, int thread) {
          * (the job's B panels stay in L2), so the output is written in order */
         for (int i = 0; i < tiles; i++)
           for (int p = p0; p < p1; p++)
-            ker_tile(steps, ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR, c + i * KER_MR,
-                     (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), acc);
+            tile_taps(kc, t0, nt, live[i], ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR,
+                      c + i * KER_MR, (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), g->acc,
+                      &fresh[i * (p1 - p0) + p - p0]);
       } else {
         /* one 16-column B panel in L1 against all the job's row tiles */
         for (int p = p0; p < p1; p++)
           for (int i = 0; i < tiles; i++)
-            ker_tile(steps, ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR, c + i * KER_MR,
-                     (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), acc);
+            tile_taps(kc, t0, nt, live[i], ap + (size_t)i * steps * KER_MR, b0 + (size_t)p * red * KER_NR,
+                      c + i * KER_MR, (size_t)p * KER_NR, MIN(KER_NR, g->ncol - p * KER_NR), g->acc,
+                      &fresh[i * (p1 - p0) + p - p0]);
       }
     }
   }
+  /* tiles that no tap reaches: their output is zero */
+  if (!g->acc)
+    for (int i = 0; i < tiles; i++)
+      for (int p = p0; p < p1; p++)
+        if (fresh[i * (p1 - p0) + p - p0])
+          for (int r = 0; r < KER_MR; r++)
+            memset(c[i * KER_MR + r] + (size_t)p * KER_NR, 0, (size_t)MIN(KER_NR, g->ncol - p * KER_NR) * sizeof(float));
 }
 
-static void igemm_run(const igemm *g) {
+static void igemm_run(igemm *g) {
   const int M = g->n * g->rh * g->rw;
   if (M <= 0 || g->taps <= 0) return;
+  g->pos_major = g->rh * g->rw <= SMALL_GRID && g->n >= KER_MR;
   igemm_jobs J = {g, cdiv(M, KER_MR), cdiv(g->ncol, KER_NR), 0, 0, 0, zero_row((size_t)g->sc)};
   job_shape(J.mtiles, J.panels, &J.jt, &J.jp);
   J.njobs = cdiv(J.panels, J.jp);
@@ -311,7 +358,7 @@ void cpu_conv_fwd(backend *be, const conv_desc *d, void *y_, const void *x_, con
   int *tap = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *toy = tap + T, *tox = toy + T;
   forward_taps(d, tap, toy, tox);
   igemm g = {d->n, d->oh, d->ow, x, d->h, d->w, d->c, d->stride, T, toy, tox,
-             y,    d->oh, d->ow, d->k, 1,   0,    0,    d->k,   NULL, 0};
+             y,    d->oh, d->ow, d->k, 1,   0,    0,    d->k,   NULL, 0, 0};
   g.b = pack_weights(w, d, 0, T, tap, d->k, d->c);
   igemm_run(&g);
   free(tap);
@@ -349,7 +396,7 @@ void cpu_conv_bwd_data(backend *be, const conv_desc *d, void *dx_, const void *d
         continue;
       }
       igemm g = {d->n, rh,   rw,   dy, d->oh, d->ow, d->k, 1,      nt,   toy, tox,
-                 dx,   d->h, d->w, d->c, S,   py,    px,   d->c, NULL, acc_dx};
+                 dx,   d->h, d->w, d->c, S,   py,    px,   d->c, NULL, acc_dx, 0};
       g.b = pack_weights(w, d, 1, nt, tap, d->c, d->k);
       igemm_run(&g);
     }
