@@ -202,11 +202,49 @@ static void test_bn(void) {
   check_bn(513, 64, 1, 0, 8.0); /* means 8 sigma and more from zero */
 }
 
+/* max pool 3x3 s2 p1 with many ties (values on a coarse grid): forward
+ * against ref_maxpool, backward against routing each gradient to the
+ * first maximum of its window in row-major order */
+static void test_maxpool(void) {
+  const int n = 3, h = 13, c = 21, k = 3, s = 2, p = 1, oh = (h + 2 * p - k) / s + 1;
+  size_t xn = (size_t)n * h * h * c, yn = (size_t)n * oh * oh * c;
+  double *xd, *gd;
+  float *x = rnd(xn, 1, &xd), *g = rnd(yn, 1, &gd);
+  for (size_t i = 0; i < xn; i++) xd[i] = x[i] = roundf(x[i] * 2) / 2; /* ties */
+  double *yr = malloc(yn * sizeof(double)), *dxr = calloc(xn, sizeof(double));
+  ref_maxpool(n, h, h, c, k, s, p, oh, oh, yr, xd);
+  /* scan the window, keep the first strict maximum */
+  for (int b = 0; b < n; b++)
+    for (int oy = 0; oy < oh; oy++)
+      for (int ox = 0; ox < oh; ox++)
+        for (int j = 0; j < c; j++) {
+          size_t arg = (size_t)-1;
+          double best = -INFINITY;
+          for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+              int iy = oy * s - p + ky, ix = ox * s - p + kx;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= h) continue;
+              size_t o = (((size_t)b * h + iy) * h + ix) * c + j;
+              if (arg == (size_t)-1 || xd[o] > best) arg = o, best = xd[o];
+            }
+          dxr[arg] += gd[(((size_t)b * oh + oy) * oh + ox) * c + j];
+        }
+  float *y = malloc(yn * 4), *dx = malloc(xn * 4);
+  cpu_maxpool_fwd(be, n, h, h, c, oh, oh, k, s, p, y, x);
+  double e = rel_d(y, yr, yn);
+  CHECK(e == 0, "maxpool forward: rel err %.3g", e);
+  cpu_maxpool_bwd(be, n, h, h, c, oh, oh, k, s, p, dx, g, x, 0);
+  e = rel_d(dx, dxr, xn);
+  CHECK(e <= 1e-7, "maxpool backward: rel err %.3g", e);
+  free(x), free(g), free(xd), free(gd), free(yr), free(dxr), free(y), free(dx);
+}
+
 int main(void) {
   be = cpu_backend_create(0);
   RUN(test_conv);
   RUN(test_fc);
   RUN(test_bn);
+  RUN(test_maxpool);
   be->destroy(be);
   return harness_finish();
 }

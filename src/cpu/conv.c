@@ -242,9 +242,11 @@ static void pack_panel(void *ctx, int p, int thread) {
     for (int t = 0; t < ntap; t++) {
       float *dst = bp + ((size_t)c0 * ntap + (size_t)t * kc) * KER_NR;
       if (P->bwd_data) { /* rows of w are contiguous in col */
-        for (int j = 0; j < kc; j++)
-          memcpy(dst + (size_t)j * KER_NR, P->w + (size_t)(c0 + j) * kdim + (size_t)P->tap[t] * C + p * KER_NR,
-                 (size_t)nr * sizeof(float));
+        const float *src = P->w + (size_t)c0 * kdim + (size_t)P->tap[t] * C + p * KER_NR;
+        for (int j = 0; j < kc; j++, src += kdim) {
+          if (nr == KER_NR) memcpy(dst + (size_t)j * KER_NR, src, KER_NR * sizeof(float));
+          else memcpy(dst + (size_t)j * KER_NR, src, (size_t)nr * sizeof(float));
+        }
       } else { /* transpose the panel's rows of w, 8x8 blocks at a time */
         const float *src = P->w + (size_t)p * KER_NR * kdim + (size_t)P->tap[t] * C + c0;
         int j = 0;
