@@ -32,6 +32,7 @@
 #define BLOCK_STEPS 256
 #define FILTER_PIXELS 256
 #define FILTER_TILES 24
+#define PACK_PIXELS 16 /* pixels per run when packing them */
 /* floats of im2col scratch per chunk (32 MB) */
 #define COL_BUDGET ((size_t)8 << 20)
 
@@ -441,19 +442,19 @@ static void filter_item(void *ctx, int item, int thread) {
                                                 : F->x + (((size_t)img * d->h + iy) * d->w + ix) * C;
       }
     }
-    /* pixel by pixel, so that each input row is read front to back */
-    for (int i = 0; i < np; i++)
+    /* a few pixels at a time across the panels, so that input rows are read
+     * front to back and each panel is written in runs */
+    for (int i0 = 0; i0 < np; i0 += PACK_PIXELS)
       for (int q = q0; q < q1; q++) {
         int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
-        pack_b_rows(bp + ((size_t)(q - q0) * np + i) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i, (size_t)c0, 1,
-                    MIN(KER_NR, C - c0));
+        pack_b_rows(bp + ((size_t)(q - q0) * np + i0) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i0, (size_t)c0,
+                    MIN(PACK_PIXELS, np - i0), MIN(KER_NR, C - c0));
       }
     for (int k0 = kt0; k0 < kt1; k0 += FILTER_TILES) {
       int k1 = MIN(kt1, k0 + FILTER_TILES);
-      for (int i = 0; i < np; i++)
-        for (int kt = k0; kt < k1; kt++)
-          pack_a_cols(ap + ((size_t)(kt - k0) * np + i) * KER_MR, F->dy + (size_t)(m0 + i) * K + kt * KER_MR, 0, 1,
-                      MIN(KER_MR, K - kt * KER_MR));
+      for (int kt = k0; kt < k1; kt++) /* a column of dy: one stride, prefetched */
+        pack_a_cols(ap + (size_t)(kt - k0) * np * KER_MR, F->dy + (size_t)m0 * K + kt * KER_MR, (size_t)K, np,
+                    MIN(KER_MR, K - kt * KER_MR));
       for (int q = q0; q < q1; q++) {
         int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
         const float *b = bp + (size_t)(q - q0) * np * KER_NR;
