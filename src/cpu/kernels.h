@@ -19,6 +19,7 @@
 #endif
 
 #define KER_MR 6  /* rows of a register tile */
+#define KER_PF_ROWS 8 /* packing prefetches the row this far ahead */
 #define KER_NR 16 /* columns of a register tile (two 8-float vectors) */
 
 /* ker_tile: for i < 6, j < nr:
@@ -34,7 +35,10 @@ static inline void pack_a_rows(float *a, const float *const *rows, int nt, size_
 /* pack_a_cols: a[p*6 + i] = src[p*ld + i] for i < mr, 0 for mr <= i < 6 */
 static inline void pack_a_cols(float *a, const float *src, size_t ld, int np, int mr) {
   if (mr == KER_MR) {
-    for (int p = 0; p < np; p++, a += KER_MR, src += ld) memcpy(a, src, KER_MR * sizeof(float));
+    for (int p = 0; p < np; p++, a += KER_MR, src += ld) {
+      if (p + KER_PF_ROWS < np) __builtin_prefetch(src + KER_PF_ROWS * ld);
+      memcpy(a, src, KER_MR * sizeof(float));
+    }
     return;
   }
   for (int p = 0; p < np; p++, a += KER_MR, src += ld) {
@@ -47,7 +51,10 @@ static inline void pack_a_cols(float *a, const float *src, size_t ld, int np, in
 /* pack_b_rows: b[p*16 + j] = rows[p][off + j] for j < nr, 0 past nr */
 static inline void pack_b_rows(float *b, const float *const *rows, size_t off, int np, int nr) {
   if (nr == KER_NR) {
-    for (int p = 0; p < np; p++, b += KER_NR) memcpy(b, rows[p] + off, KER_NR * sizeof(float));
+    for (int p = 0; p < np; p++, b += KER_NR) {
+      if (p + KER_PF_ROWS < np) __builtin_prefetch(rows[p + KER_PF_ROWS] + off);
+      memcpy(b, rows[p] + off, KER_NR * sizeof(float));
+    }
     return;
   }
   for (int p = 0; p < np; p++, b += KER_NR) {
