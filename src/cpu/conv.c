@@ -3,11 +3,11 @@
  *   back data:   dx[pixel][ci] = sum over taps, k of dy[pixel - tap][k] * w[k][tap][ci]
  *   back filter: dw[k][tap][ci] += sum over pixels of dy[pixel][k] * x[pixel + tap][ci]
  * A GEMM row is reached through a pointer per tap (a zero row stands for
- * the padding), so the input is read in place instead of being copied into
- * an im2col matrix; only inputs with few channels (the 7x7 stem's 3) are
- * gathered into a column matrix first. Backward data with stride s splits
- * the input pixels into s*s classes that share the taps which reach them.
- * Weights are OHWI: [k][kh*kw*c].
+ * the padding), and the operands are packed for the 6x16 register tiles
+ * straight from the activations, a cache-sized block at a time: no im2col
+ * matrix is ever made. Backward data with stride s splits the input pixels
+ * into s*s classes that share the taps which reach them. Weights are OHWI:
+ * [k][kh*kw*c].
  *
  * Threads split the output into tiles and each tile sums its terms in a
  * fixed order, so results do not depend on the number of threads. */
@@ -33,8 +33,6 @@
 #define FILTER_PIXELS 256
 #define FILTER_TILES 24
 #define PACK_PIXELS 16 /* pixels per run when packing them */
-/* floats of im2col scratch per chunk (32 MB) */
-#define COL_BUDGET ((size_t)8 << 20)
 
 /* grow-only scratch buffers (ops run one at a time) */
 typedef struct {
@@ -42,7 +40,7 @@ typedef struct {
   size_t n;
 } scratch;
 
-static scratch s_packed, s_col, s_zero;
+static scratch s_packed, s_zero;
 
 static float *scratch_get(scratch *s, size_t floats, const char *what) {
   if (floats > s->n) {
@@ -272,63 +270,6 @@ static float *pack_weights(const float *w, const conv_desc *d, int bwd_data, int
   return P.b;
 }
 
-static int is_pointwise(const conv_desc *d) { return d->kh == 1 && d->kw == 1 && d->stride == 1 && d->pad == 0; }
-
-/* few input channels: gather windows into a column matrix first */
-static int use_im2col(const conv_desc *d) { return d->c < 16 && !is_pointwise(d); }
-
-/* images per im2col chunk so that the column matrix fits the budget */
-static int chunk_images(const conv_desc *d) {
-  size_t per = (size_t)d->oh * d->ow * d->kh * d->kw * d->c;
-  int k = (int)(COL_BUDGET / (per ? per : 1));
-  return k < 1 ? 1 : (k > d->n ? d->n : k);
-}
-
-/* col[(n-n0)*oh*ow + oy*ow + ox][(ky*kw+kx)*c + ci] = x[n][oy*s-p+ky][ox*s-p+kx][ci] */
-typedef struct {
-  const conv_desc *d;
-  int n0;
-  float *col;
-  const float *x;
-} im2col_rows;
-
-static void im2col_row(void *ctx, int item, int thread) {
-  const im2col_rows *R = ctx;
-  const conv_desc *d = R->d;
-  const int C = d->c, H = d->h, W = d->w, OH = d->oh, OW = d->ow;
-  const size_t kdim = (size_t)d->kh * d->kw * C;
-  int n = R->n0 + item / OH, oy = item % OH;
-  for (int ox = 0; ox < OW; ox++) {
-    float *row = R->col + (((size_t)(n - R->n0) * OH + oy) * OW + ox) * kdim;
-    for (int ky = 0; ky < d->kh; ky++) {
-      int iy = oy * d->stride - d->pad + ky;
-      for (int kx = 0; kx < d->kw; kx++) {
-        int ix = ox * d->stride - d->pad + kx;
-        float *dst = row + ((size_t)ky * d->kw + kx) * C;
-        if (iy < 0 || iy >= H || ix < 0 || ix >= W) memset(dst, 0, (size_t)C * sizeof(float));
-        else memcpy(dst, R->x + (((size_t)n * H + iy) * W + ix) * C, (size_t)C * sizeof(float));
-      }
-    }
-  }
-}
-
-static void im2col(const conv_desc *d, int n0, int n1, float *col, const float *x) {
-  im2col_rows R = {d, n0, col, x};
-  cpu_for((n1 - n0) * d->oh, im2col_row, &R);
-}
-
-/* the 1x1 convolution over the column matrix of images [n0, n1) */
-static conv_desc col_desc(const conv_desc *d, int n0, int n1) {
-  conv_desc c = *d;
-  c.n = 1;
-  c.h = c.oh = (n1 - n0) * d->oh * d->ow;
-  c.w = c.ow = 1;
-  c.c = d->kh * d->kw * d->c;
-  c.kh = c.kw = c.stride = 1;
-  c.pad = 0;
-  return c;
-}
-
 /* tap offsets of the forward (and filter) direction: source pixel of output
  * (oy, ox) at tap (ky, kx) is (oy*s - p + ky, ox*s - p + kx) */
 static void forward_taps(const conv_desc *d, int *tap, int *toy, int *tox) {
@@ -345,18 +286,6 @@ void cpu_conv_fwd(backend *be, const conv_desc *d, void *y_, const void *x_, con
   float *y = y_;       /* [n, oh, ow, k] */
   const float *x = x_; /* [n, h, w, c] */
   const float *w = w_; /* [k, kh, kw, c] */
-  if (use_im2col(d)) {
-    int step = chunk_images(d);
-    size_t rows_img = (size_t)d->oh * d->ow, kdim = (size_t)d->kh * d->kw * d->c;
-    float *col = scratch_get(&s_col, (size_t)step * rows_img * kdim, "im2col scratch");
-    for (int n0 = 0; n0 < d->n; n0 += step) {
-      int n1 = MIN(d->n, n0 + step);
-      im2col(d, n0, n1, col, x);
-      conv_desc c = col_desc(d, n0, n1);
-      cpu_conv_fwd(be, &c, y + (size_t)n0 * rows_img * d->k, col, w);
-    }
-    return;
-  }
   const int T = d->kh * d->kw;
   int *tap = xmalloc((size_t)T * 3 * sizeof(int), "convolution taps"), *toy = tap + T, *tox = toy + T;
   forward_taps(d, tap, toy, tox);
@@ -408,9 +337,11 @@ void cpu_conv_bwd_data(backend *be, const conv_desc *d, void *dx_, const void *d
 
 /* dw[k][t][ci] += sum over the n*oh*ow output pixels p of dy[p][k] * x(p, t)[ci]
  * as a GEMM over pixels: A = dy (6 output channels per tile), B = the input
- * pixels under each tap (16 channels per panel, panel q = tap*cpan + c/16).
- * Items own a range of tiles times a range of panels, pack just those and
- * add the pixel blocks in order. */
+ * pixels under the taps, 16 columns of dw per panel: panel q holds channels
+ * [16c, 16c+16) of tap t (q = t*cpan + c), or, with fewer than 16 channels
+ * (the stem's 3), columns [16q, 16q+16) of the flattened (tap, channel)
+ * index. Items own a range of tiles times a range of panels, pack just
+ * those and add the pixel blocks in order. */
 typedef struct {
   const conv_desc *d;
   const float *dy, *x;
@@ -418,7 +349,23 @@ typedef struct {
   const int *toy, *tox;
   const float *zero;
   float *const *c; /* dw row of each output channel (past K: scratch) */
+  int flat;        /* panels over the flattened (tap, channel) index */
 } filter_job;
+
+/* first dw column, width and taps [t0, t1) of panel q */
+static void filter_panel(const filter_job *F, int q, int *col, int *nr, int *t0, int *t1) {
+  if (F->flat) {
+    *col = q * KER_NR;
+    *nr = MIN(KER_NR, F->T * F->C - *col);
+    *t0 = *col / F->C;
+    *t1 = (*col + *nr - 1) / F->C + 1;
+  } else {
+    *t0 = q / F->cpan;
+    *t1 = *t0 + 1;
+    *col = *t0 * F->C + q % F->cpan * KER_NR;
+    *nr = MIN(KER_NR, F->C - q % F->cpan * KER_NR);
+  }
+}
 
 static void filter_item(void *ctx, int item, int thread) {
   const filter_job *F = ctx;
@@ -427,7 +374,9 @@ static void filter_item(void *ctx, int item, int thread) {
   const int kt0 = F->ktiles * kg / F->gk, kt1 = F->ktiles * (kg + 1) / F->gk;
   const int q0 = F->panels * pg / F->gp, q1 = F->panels * (pg + 1) / F->gp;
   if (kt0 == kt1 || q0 == q1) return;
-  const int t0 = q0 / F->cpan, t1 = (q1 - 1) / F->cpan + 1; /* taps of these panels */
+  int col, nr, t0, t1, ta, tb; /* taps [t0, t1) of these panels */
+  filter_panel(F, q0, &col, &nr, &t0, &tb);
+  filter_panel(F, q1 - 1, &col, &nr, &ta, &t1);
   const float **xp = cpu_scratch(thread, 0, (size_t)F->T * FILTER_PIXELS * sizeof *xp);
   float *bp = cpu_scratch(thread, 1, (size_t)(q1 - q0) * FILTER_PIXELS * KER_NR * sizeof(float));
   float *ap = cpu_scratch(thread, 2, (size_t)MIN(FILTER_TILES, kt1 - kt0) * FILTER_PIXELS * KER_MR * sizeof(float));
@@ -446,9 +395,20 @@ static void filter_item(void *ctx, int item, int thread) {
      * front to back and each panel is written in runs */
     for (int i0 = 0; i0 < np; i0 += PACK_PIXELS)
       for (int q = q0; q < q1; q++) {
-        int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
-        pack_b_rows(bp + ((size_t)(q - q0) * np + i0) * KER_NR, xp + (size_t)t * FILTER_PIXELS + i0, (size_t)c0,
-                    MIN(PACK_PIXELS, np - i0), MIN(KER_NR, C - c0));
+        float *b = bp + ((size_t)(q - q0) * np + i0) * KER_NR;
+        int n = MIN(PACK_PIXELS, np - i0);
+        filter_panel(F, q, &col, &nr, &ta, &tb);
+        if (!F->flat) {
+          pack_b_rows(b, xp + (size_t)ta * FILTER_PIXELS + i0, (size_t)(col - ta * C), n, nr);
+          continue;
+        }
+        const float *const *src[KER_NR]; /* gather (tap, channel) pairs */
+        int ch[KER_NR];
+        for (int j = 0; j < nr; j++) src[j] = xp + (size_t)((col + j) / C) * FILTER_PIXELS + i0, ch[j] = (col + j) % C;
+        for (int i = 0; i < n; i++, b += KER_NR) {
+          for (int j = 0; j < nr; j++) b[j] = src[j][i][ch[j]];
+          for (int j = nr; j < KER_NR; j++) b[j] = 0.0f;
+        }
       }
     for (int k0 = kt0; k0 < kt1; k0 += FILTER_TILES) {
       int k1 = MIN(kt1, k0 + FILTER_TILES);
@@ -456,11 +416,10 @@ static void filter_item(void *ctx, int item, int thread) {
         pack_a_cols(ap + (size_t)(kt - k0) * np * KER_MR, F->dy + (size_t)m0 * K + kt * KER_MR, (size_t)K, np,
                     MIN(KER_MR, K - kt * KER_MR));
       for (int q = q0; q < q1; q++) {
-        int t = q / F->cpan, c0 = q % F->cpan * KER_NR;
         const float *b = bp + (size_t)(q - q0) * np * KER_NR;
+        filter_panel(F, q, &col, &nr, &ta, &tb);
         for (int kt = k0; kt < k1; kt++)
-          ker_tile(np, ap + (size_t)(kt - k0) * np * KER_MR, b, F->c + kt * KER_MR, (size_t)t * C + c0,
-                   MIN(KER_NR, C - c0), 1);
+          ker_tile(np, ap + (size_t)(kt - k0) * np * KER_MR, b, F->c + kt * KER_MR, (size_t)col, nr, 1);
       }
     }
   }
@@ -470,8 +429,8 @@ static void filter_run(const conv_desc *d, float *dw, const float *dy, const flo
   const int T = d->kh * d->kw, C = d->c, K = d->k;
   const size_t kdim = (size_t)T * C;
   filter_job F = {d, dy, x, d->n * d->oh * d->ow, T, C, K, cdiv(C, KER_NR), 0, cdiv(K, KER_MR), 1, 1,
-                  NULL, NULL, NULL, NULL};
-  F.panels = T * F.cpan;
+                  NULL, NULL, NULL, NULL, C < KER_NR && T > 1};
+  F.panels = F.flat ? cdiv(T * C, KER_NR) : T * F.cpan;
   /* groups of tiles x groups of panels: enough items for every thread, the
    * least repacking (each tile group packs its panels' pixels, each panel
    * group its tiles' output gradients) */
@@ -502,17 +461,5 @@ void cpu_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void 
   const float *dy = dy_; /* [n, oh, ow, k] */
   const float *x = x_;   /* [n, h, w, c] */
   /* dw: [k, kh, kw, c], accumulated */
-  if (use_im2col(d)) {
-    int step = chunk_images(d);
-    size_t rows_img = (size_t)d->oh * d->ow, kdim = (size_t)d->kh * d->kw * d->c;
-    float *col = scratch_get(&s_col, (size_t)step * rows_img * kdim, "im2col scratch");
-    for (int n0 = 0; n0 < d->n; n0 += step) {
-      int n1 = MIN(d->n, n0 + step);
-      im2col(d, n0, n1, col, x);
-      conv_desc c = col_desc(d, n0, n1);
-      filter_run(&c, dw, dy + (size_t)n0 * rows_img * d->k, col);
-    }
-    return;
-  }
   filter_run(d, dw, dy, x);
 }
