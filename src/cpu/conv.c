@@ -144,21 +144,18 @@ typedef struct {
   const float *zero;
 } igemm_jobs;
 
-/* c rows (+)= the taps [t0, t0 + nt) that are live for this tile, one run
- * of consecutive live taps at a time; *fresh: nothing written yet */
+/* c rows (+)= the taps [t0, t0 + nt) from the first to the last that is
+ * live for this tile, in one kernel call (the dead ones at either end add
+ * exact zeros, so skipping them changes no rounding); *fresh: nothing
+ * written yet */
 static void tile_taps(int kc, int t0, int nt, uint64_t live, const float *a, const float *b, float *const *c,
                       size_t coff, int nr, int acc, int *fresh) {
-  for (int t = 0; t < nt;) {
-    if (!(live >> (t0 + t) & 1)) {
-      t++;
-      continue;
-    }
-    int e = t + 1;
-    while (e < nt && (live >> (t0 + e) & 1)) e++;
-    ker_tile((e - t) * kc, a + (size_t)t * kc * KER_MR, b + (size_t)t * kc * KER_NR, c, coff, nr, *fresh ? acc : 1);
-    *fresh = 0;
-    t = e;
-  }
+  int t = 0, e = nt;
+  while (t < e && !(live >> (t0 + t) & 1)) t++;
+  while (e > t && !(live >> (t0 + e - 1) & 1)) e--;
+  if (t == e) return;
+  ker_tile((e - t) * kc, a + (size_t)t * kc * KER_MR, b + (size_t)t * kc * KER_NR, c, coff, nr, *fresh ? acc : 1);
+  *fresh = 0;
 }
 
 static void igemm_job(void *ctx, int job, int thread) {
