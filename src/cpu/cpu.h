@@ -1,8 +1,11 @@
-/* cpu.h: the CPU backend's ops (fp32, NHWC, OpenMP + OpenBLAS). Each
- * function has the arguments of its slot in src/backend.h, and a CUDA twin
- * in src/cuda/ with the same arguments. This is rn50's reference path:
- * plain loops and GEMMs, deterministic for a given thread count, with
- * reductions split into fixed chunks so results do not depend on it. */
+/* cpu.h: the CPU backend's ops (fp32, NHWC). Each function has the
+ * arguments of its slot in src/backend.h, and a CUDA twin in src/cuda/ with
+ * the same arguments. This is rn50's reference path: convolutions (and the
+ * fully connected layer) as packed GEMMs on its own AVX2 register tiles
+ * (conv.c, kernels.h), vectorised loops elsewhere (vec.h), all run on the
+ * backend's worker threads (threads.h). Every output is summed in an order
+ * fixed by the data shape alone, with reductions split into fixed chunks, so
+ * results are bit-identical for any thread count. */
 #ifndef RN50_CPU_H
 #define RN50_CPU_H
 
