@@ -72,6 +72,79 @@ static conv_desc conv_of(const model *m, const net_op *op, int nb, int index) {
   return d;
 }
 
+/* Lays out activations and activation gradients for the current net in the
+ * arenas, growing them (and the input staging buffer) when too small. */
+static void plan_buffers(model *m) {
+  backend *be = m->be;
+  const net *N = &m->net;
+  int train_mode = m->train_mode, max_batch = m->max_batch;
+  /* activations: every one lives through a training step; in eval-only mode
+   * they share memory by lifetime over the forward pass */
+  int na = N->n_acts;
+  size_t size[NET_MAX_ACTS], off[NET_MAX_ACTS];
+  int start[NET_MAX_ACTS], end[NET_MAX_ACTS];
+  for (int a = 0; a < na; a++) {
+    size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
+    start[a] = 0;
+    end[a] = train_mode ? N->n_ops : 0;
+  }
+  if (!train_mode) {
+    for (int i = 0; i < N->n_ops; i++) {
+      const net_op *op = &N->ops[i];
+      start[op->y] = i;
+      end[op->y] = MAX(end[op->y], i);
+      end[op->x] = MAX(end[op->x], i);
+      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
+    }
+    end[N->logits] = N->n_ops;
+  }
+  m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
+  if (m->act_bytes > m->act_cap) {
+    if (m->act_arena) be->free(be, m->act_arena);
+    m->act_arena = be->alloc(be, m->act_bytes, "activations");
+    m->act_cap = m->act_bytes;
+  }
+  for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
+  if (train_mode) {
+    /* gradient of act a: first written by the backward of its last
+     * consumer, last read by the backward of its producer. Backward time of
+     * op i is n_ops - i; the loss writes d(logits) at time 0. */
+    for (int a = 0; a < na; a++) {
+      size[a] = a == 0 ? 0 : act_numel(N, a, max_batch) * elem_size(m, a);
+      start[a] = N->n_ops + 1;
+      end[a] = 0;
+    }
+    for (int i = 0; i < N->n_ops; i++) {
+      const net_op *op = &N->ops[i];
+      int t = N->n_ops - i;
+      end[op->y] = t;
+      start[op->x] = MIN(start[op->x], t);
+      if (op->r >= 0) start[op->r] = MIN(start[op->r], t);
+    }
+    start[N->logits] = 0;
+    m->grad_bytes = plan_arena(na, size, start, end, ALIGN, off);
+    if (m->grad_bytes > m->grad_cap) {
+      if (m->grad_arena) be->free(be, m->grad_arena);
+      m->grad_arena = be->alloc(be, m->grad_bytes, "activation gradients");
+      m->grad_cap = m->grad_bytes;
+    }
+    for (int a = 0; a < na; a++) m->dact[a] = a == 0 ? NULL : (char *)m->grad_arena + off[a];
+  }
+  const act_shape *in = &N->acts[0];
+  size_t img_bytes = (size_t)max_batch * in->h * in->w * 3;
+  if (img_bytes > m->images_cap) {
+    if (m->images) be->free(be, m->images);
+    m->images = be->alloc(be, img_bytes, "input images");
+    m->images_cap = img_bytes;
+  }
+  if (be->conv_prepare)
+    for (int i = 0; i < N->n_ops; i++)
+      if (N->ops[i].kind == OP_CONV) {
+        conv_desc d = conv_of(m, &N->ops[i], max_batch, i);
+        be->conv_prepare(be, &d);
+      }
+}
+
 void model_create(model *m, backend *be, const net *n, int max_batch, int train_mode) {
   memset(m, 0, sizeof *m);
   m->net = *n;
@@ -99,60 +172,9 @@ void model_create(model *m, backend *be, const net *n, int max_batch, int train_
     be->zero(be, m->grads, N->n_params * sizeof(float));
     be->zero(be, m->momentum, N->n_params * sizeof(float));
   }
-  /* activations: every one lives through a training step; in eval-only mode
-   * they share memory by lifetime over the forward pass */
-  int na = N->n_acts;
-  size_t size[NET_MAX_ACTS], off[NET_MAX_ACTS];
-  int start[NET_MAX_ACTS], end[NET_MAX_ACTS];
-  for (int a = 0; a < na; a++) {
-    size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
-    start[a] = 0;
-    end[a] = train_mode ? N->n_ops : 0;
-  }
-  if (!train_mode) {
-    for (int i = 0; i < N->n_ops; i++) {
-      const net_op *op = &N->ops[i];
-      start[op->y] = i;
-      end[op->y] = MAX(end[op->y], i);
-      end[op->x] = MAX(end[op->x], i);
-      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
-    }
-    end[N->logits] = N->n_ops;
-  }
-  m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
-  m->act_arena = be->alloc(be, m->act_bytes, "activations");
-  for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
-  if (train_mode) {
-    /* gradient of act a: first written by the backward of its last
-     * consumer, last read by the backward of its producer. Backward time of
-     * op i is n_ops - i; the loss writes d(logits) at time 0. */
-    for (int a = 0; a < na; a++) {
-      size[a] = a == 0 ? 0 : act_numel(N, a, max_batch) * elem_size(m, a);
-      start[a] = N->n_ops + 1;
-      end[a] = 0;
-    }
-    for (int i = 0; i < N->n_ops; i++) {
-      const net_op *op = &N->ops[i];
-      int t = N->n_ops - i;
-      end[op->y] = t;
-      start[op->x] = MIN(start[op->x], t);
-      if (op->r >= 0) start[op->r] = MIN(start[op->r], t);
-    }
-    start[N->logits] = 0;
-    m->grad_bytes = plan_arena(na, size, start, end, ALIGN, off);
-    m->grad_arena = be->alloc(be, m->grad_bytes, "activation gradients");
-    for (int a = 0; a < na; a++) m->dact[a] = a == 0 ? NULL : (char *)m->grad_arena + off[a];
-  }
-  const act_shape *in = &N->acts[0];
-  m->images = be->alloc(be, (size_t)max_batch * in->h * in->w * 3, "input images");
+  plan_buffers(m);
   m->labels = be->alloc(be, (size_t)max_batch * sizeof(int32_t), "labels");
   m->losses = be->alloc(be, (size_t)max_batch * sizeof(float), "losses");
-  if (be->conv_prepare)
-    for (int i = 0; i < N->n_ops; i++)
-      if (N->ops[i].kind == OP_CONV) {
-        conv_desc d = conv_of(m, &N->ops[i], max_batch, i);
-        be->conv_prepare(be, &d);
-      }
 }
 
 void model_destroy(model *m) {
@@ -164,6 +186,25 @@ void model_destroy(model *m) {
   for (size_t i = 0; i < ARRAY_LEN(ptrs); i++)
     if (ptrs[i]) be->free(be, ptrs[i]);
   memset(m, 0, sizeof *m);
+}
+
+int model_set_image_size(model *m, int image_size, char *err, size_t errlen) {
+  if (image_size == m->net.image_size) return 0;
+  net n;
+  if (net_build(&n, m->net.arch, m->net.classes, image_size, m->net.in_c, err, errlen) != 0) return -1;
+  m->net = n;
+  plan_buffers(m);
+  return 0;
+}
+
+void model_swap_weights(model *m, float **params, float **running) {
+  float *p = m->params, *r = m->running;
+  m->params = *params;
+  m->running = *running;
+  *params = p;
+  *running = r;
+  if (m->work != p) m->be->cast_params(m->be, m->work, m->params, m->net.n_params);
+  else m->work = m->params;
 }
 
 void model_init_params(model *m, uint64_t seed, int zero_gamma) {

@@ -37,7 +37,8 @@ typedef struct {
   /* host */
   int64_t counts[NET_MAX_OPS]; /* num_batches_tracked per BN layer */
   float mean[3], inv_std[3];   /* input normalisation */
-  size_t act_bytes, grad_bytes;
+  size_t act_bytes, grad_bytes;             /* in use for the current size */
+  size_t act_cap, grad_cap, images_cap;     /* allocated */
 } model;
 
 /* Allocate a model for batches of at most max_batch images (train_mode 1:
@@ -45,6 +46,13 @@ typedef struct {
  * Parameters are zero until model_init_params or model_set_state. */
 void model_create(model *m, backend *be, const net *n, int max_batch, int train_mode);
 void model_destroy(model *m);
+/* Re-plan for another input size (progressive resizing, eval at another
+ * size): parameters are kept; buffers grow if needed. 0, or -1 with err. */
+int model_set_image_size(model *m, int image_size, char *err, size_t errlen);
+/* Swap the model's parameters and running statistics with another pair of
+ * backend arrays of the same sizes (evaluating EMA weights), refreshing the
+ * working copy. Swap again to restore. */
+void model_swap_weights(model *m, float **params, float **running);
 /* Fresh torchvision-style initialisation from seed (see net_init_params). */
 void model_init_params(model *m, uint64_t seed, int zero_gamma);
 
