@@ -46,6 +46,7 @@ struct backend {
   void (*free_host)(backend *be, void *p);
   void (*to_device)(backend *be, void *dst, const void *src, size_t bytes);
   void (*to_host)(backend *be, void *dst, const void *src, size_t bytes); /* waits */
+  void (*copy)(backend *be, void *dst, const void *src, size_t bytes); /* within backend memory */
   void (*zero)(backend *be, void *p, size_t bytes);
   void (*sync)(backend *be);
   void (*destroy)(backend *be);

@@ -279,6 +279,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   be->free_host = cu_free_host;
   be->to_device = cu_to_device;
   be->to_host = cu_to_host;
+  be->copy = cu_to_device; /* cudaMemcpyDefault: device to device too */
   be->zero = cu_zero;
   be->sync = cu_sync;
   be->destroy = cu_destroy;
