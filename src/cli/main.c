@@ -7,6 +7,8 @@
 
 static const command commands[] = {
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+    {"init", cmd_init, "write freshly initialised weights (torchvision safetensors)", cmd_init_usage},
+    {"check", cmd_check, "validate a weights file and summarise it", cmd_check_usage},
     {"bench", cmd_bench, "measure training and inference throughput", cmd_bench_usage},
     {"prepare", cmd_prepare, "check an ImageNet tree and index it for fast starts", cmd_prepare_usage},
     {"pack", cmd_pack, "write a dataset into tar shards with bounded image sizes", cmd_pack_usage},
