@@ -13,6 +13,10 @@ typedef struct {
 
 int cmd_summary(int argc, char **argv);
 extern const char cmd_summary_usage[];
+int cmd_init(int argc, char **argv);
+extern const char cmd_init_usage[];
+int cmd_check(int argc, char **argv);
+extern const char cmd_check_usage[];
 int cmd_bench(int argc, char **argv);
 extern const char cmd_bench_usage[];
 int cmd_train(int argc, char **argv);

@@ -12,6 +12,8 @@ static const command commands[] = {
     {"eval", cmd_eval, "loss, top-1 and top-5 of a weights file on a val split", cmd_eval_usage},
     {"predict", cmd_predict, "top-5 classes of images", cmd_predict_usage},
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+    {"init", cmd_init, "write freshly initialised weights (torchvision safetensors)", cmd_init_usage},
+    {"check", cmd_check, "validate a weights file and summarise it", cmd_check_usage},
     {"bench", cmd_bench, "measure training and inference throughput", cmd_bench_usage},
     {"prepare", cmd_prepare, "check an ImageNet tree and index it for fast starts", cmd_prepare_usage},
     {"pack", cmd_pack, "write a dataset into tar shards with bounded image sizes", cmd_pack_usage},
