@@ -172,7 +172,7 @@ static float *dev_act(model *md, const net *nc, int a, int nb) {
  * activations, hence its ReLU and max-pool choices, its batch statistics,
  * its d(logits) and its act-dtype weights): with the kinks lined up the
  * backward is linear, so each parameter gradient agrees to rounding too.
- * Returns the worst activation error; *gworst gets the gradients' report. */
+ * Returns the worst activation error; *gres gets the gradients' report. */
 static double aligned_checks(model *md, const net *nc, const float *pc, const float *r, const int64_t *c,
                              const uint8_t *img, const int32_t *lab, const float *gd, gm_cmp *gres, int *worst_act) {
   const net *nd = &md->net;
@@ -189,7 +189,7 @@ static double aligned_checks(model *md, const net *nc, const float *pc, const fl
     if (!(e <= worst)) worst = e, *worst_act = a;
     free(h);
   }
-  CHECK(worst <= M->act, "%s: training forward, activation %d of %d: rel err %.3g > %.1g", nc->arch_name, *worst_act,
+  CHECK(worst <= M->act, "%s: training forward, activation %d of %d: rel err %.3g > %.2g", nc->arch_name, *worst_act,
         nc->n_acts, worst, M->act);
   /* the CPU takes the device's forward state and weights */
   float *work = xmalloc(nd->n_params * sizeof(float) + 4, "work"), *pw = xmalloc(nc->n_params * sizeof(float) + 4, "pw");
@@ -251,9 +251,9 @@ static void check_grads(int which) {
   /* against the CPU's own forward and backward (the reference record) */
   double e_eval = rel_l2(el, R->eval_logits, GB * GCL), e_train = rel_l2(lg, R->logits, GB * GCL);
   double e_loss = rel1(loss, R->loss);
-  CHECK(e_eval <= M->logits, "%s eval logits: rel err %.3g > %.1g", nc.arch_name, e_eval, M->logits);
-  CHECK(e_train <= M->logits, "%s train logits: rel err %.3g > %.1g", nc.arch_name, e_train, M->logits);
-  CHECK(e_loss <= M->logits, "%s loss %.7f vs CPU %.7f: rel err %.3g > %.1g", nc.arch_name, loss, R->loss, e_loss,
+  CHECK(e_eval <= M->logits, "%s eval logits: rel err %.3g > %.2g", nc.arch_name, e_eval, M->logits);
+  CHECK(e_train <= M->logits, "%s train logits: rel err %.3g > %.2g", nc.arch_name, e_train, M->logits);
+  CHECK(e_loss <= M->logits, "%s loss %.7f vs CPU %.7f: rel err %.3g > %.2g", nc.arch_name, loss, R->loss, e_loss,
         M->logits);
   snprintf(what, sizeof what, "%s gradient", nc.arch_name);
   double tol_e2e = fmax(M->grad, COND_FACTOR * R->cond);
@@ -270,10 +270,10 @@ static void check_grads(int which) {
   int wa;
   double e_act = aligned_checks(&m, &nc, pc, r, c, img, lab, gd, &ga, &wa);
   printf("  %s [%s] (data seed %d, model_create %.2f s):\n"
-         "    logits eval %.2e train %.2e, loss %.2e (tol %.0e); running stats worst %.2e (tol %.0e)\n"
-         "    %d gradients vs the CPU's: worst %.2e (%s, tol %.1e), all together %.2e (tol %.0e)\n"
-         "    training forward, worst activation %.2e (act %d, tol %.0e); gradients on the device's forward: "
-         "worst %.2e (%s, tol %.0e), all together %.2e\n",
+         "    logits eval %.2e train %.2e, loss %.2e (tol %.2g); running stats worst %.2e (tol %.2g)\n"
+         "    %d gradients vs the CPU's: worst %.2e (%s, tol %.2g), all together %.2e (tol %.2g)\n"
+         "    training forward, worst activation %.2e (act %d, tol %.2g); gradients on the device's forward: "
+         "worst %.2e (%s, tol %.2g), all together %.2e\n",
          nc.arch_name, M->name, R->seed, t_create, e_eval, e_train, e_loss, M->logits, rc.worst_err, M->running, gc.n,
          gc.worst_err, gc.worst_name, tol_e2e, gc.global, M->grad_all, e_act, wa, M->act, ga.worst_err, ga.worst_name,
          M->aligned, ga.global);
@@ -303,12 +303,12 @@ static void test_train_resnet18(void) {
   /* b: the curves */
   double worst0 = rel1(losses[0], RT.losses[0]), worst = 0;
   int worst_at = 0;
-  CHECK(worst0 <= M->curve0, "step 0 loss %.6f vs CPU %.6f: rel diff %.3g > %.1g", losses[0], RT.losses[0], worst0,
+  CHECK(worst0 <= M->curve0, "step 0 loss %.6f vs CPU %.6f: rel diff %.3g > %.2g", losses[0], RT.losses[0], worst0,
         M->curve0);
   for (int s = 1; s < TSTEPS; s++) {
     double e = rel1(losses[s], RT.losses[s]);
     if (!(e <= worst)) worst = e, worst_at = s;
-    CHECK(e <= M->curve, "step %d loss %.6f vs CPU %.6f: rel diff %.3g > %.1g", s, losses[s], RT.losses[s], e,
+    CHECK(e <= M->curve, "step %d loss %.6f vs CPU %.6f: rel diff %.3g > %.2g", s, losses[s], RT.losses[s], e,
           M->curve);
   }
   double first[2] = {0, 0}, last[2] = {0, 0};
@@ -320,7 +320,7 @@ static void test_train_resnet18(void) {
   for (int s = 0; s < TSTEPS; s++)
     if (s % 5 == 0 || s == TSTEPS - 1)
       printf("    %4d  %.5f  %.5f  %.2e\n", s, losses[s], RT.losses[s], rel1(losses[s], RT.losses[s]));
-  printf("    worst rel diff: step 0 %.2e (tol %.0e), later %.2e at step %d (tol %.0e)\n", worst0, M->curve0, worst,
+  printf("    worst rel diff: step 0 %.2e (tol %.2g), later %.2e at step %d (tol %.2g)\n", worst0, M->curve0, worst,
          worst_at, M->curve);
 
   /* c: the state after the run */
@@ -343,7 +343,7 @@ static void test_train_resnet18(void) {
   model_set_state(&mc, pl, rl, cl);
   eval_logits(&mc, train_batch(0), TB, lg_cpu);
   double e_g2c = rel_l2(lg_dev, lg_cpu, TB * TCL);
-  CHECK(e_g2c <= M->logits, "GPU state on the CPU: eval logits rel err %.3g > %.1g", e_g2c, M->logits);
+  CHECK(e_g2c <= M->logits, "GPU state on the CPU: eval logits rel err %.3g > %.2g", e_g2c, M->logits);
   for (int i = 0; i < nc.n_bn; i++) CHECK(cl[i] == cd[i], "BN %d counter lost in the checkpoint", i);
   model_destroy(&mc);
   unlink(path);
@@ -354,11 +354,11 @@ static void test_train_resnet18(void) {
   model_set_state(&m, pd, rd, cd);
   eval_logits(&m, train_batch(0), TB, lg_dev);
   double e_c2g = rel_l2(lg_dev, RT.eval_logits, TB * TCL);
-  CHECK(e_c2g <= M->logits, "CPU state on the GPU: eval logits rel err %.3g > %.1g", e_c2g, M->logits);
+  CHECK(e_c2g <= M->logits, "CPU state on the GPU: eval logits rel err %.3g > %.2g", e_c2g, M->logits);
   CHECK(gm_nonzero_padding(&nd, pd) == 0, "loading a CPU checkpoint left conv1's padding non-zero");
   unlink(path);
-  printf("    after training: running stats worst %.2e (%s, tol %.0e); checkpoint round trips, eval logits: "
-         "GPU state on the CPU %.2e, CPU state on the GPU %.2e (tol %.0e)\n",
+  printf("    after training: running stats worst %.2e (%s, tol %.2g); checkpoint round trips, eval logits: "
+         "GPU state on the CPU %.2e, CPU state on the GPU %.2e (tol %.2g)\n",
          rc.worst_err, rc.worst_name, M->trained_running, e_g2c, e_c2g, M->logits);
   model_destroy(&m);
   free(pc), free(r), free(pd), free(rd), free(pl), free(rl);

@@ -200,13 +200,14 @@ if want model; then
   for t in build/tests/test_gpu_* build/tests/test_cuda_*; do
     [ -x "$t" ] || continue
     [ "$(basename "$t")" = test_cuda_ops ] && continue
-    test_step "$(basename "$t")" 200 "$OUT/$(basename "$t").log" "${RUN[@]}" RN50_TEST_CHILD_TIMEOUT=90 "$t"
+    test_step "$(basename "$t")" 240 "$OUT/$(basename "$t").log" "${RUN[@]}" RN50_CUDA_SYNC=1 RN50_TEST_CHILD_TIMEOUT=120 "$t"
     grep -E 'worst|rel diff|peak device memory|round trips|^(ok|FAIL) ' "$STEP_OUT" | head -n 60 >>"$LOG"
   done
 fi
 
 # ---- 3. rn50 bench ----
 declare -A IMG INF PEAK SHARE CREATE
+DEVICE_LINE="" TORCH_LINE=""
 CACHE=$ROOT/build/conv_cache_bf16_b256.txt
 rm -f "$CACHE"
 bench() { # bench LABEL CAP VERBOSE rn50-bench-args...
@@ -236,7 +237,8 @@ if want bench; then
   bench "bf16 cached" 90 0 --precision bf16 --batch-size 256 --steps 50 --cache "$CACHE"
   bench "fp32 tf32" 150 0 --precision fp32 --tf32 1 --batch-size 256 --steps 30
   bench "fp16" 150 0 --precision fp16 --batch-size 256 --steps 50
-  grep '^bench: device' "$OUT/bench.log" | head -n 1 | tee -a "$LOG"
+  DEVICE_LINE=$(grep '^bench: device' "$OUT/bench.log" | head -n 1 | sed 's/^bench: device //')
+  say "rn50 sees: ${DEVICE_LINE:-?}"
 fi
 
 # ---- 4. the PyTorch peer (same machine, same run), compile last ----
@@ -247,7 +249,8 @@ import runpy, sys, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), flush=True)
 sys.argv = ["tools/torch_peer.py"]
 runpy.run_path("tools/torch_peer.py", run_name="__main__")'
-  grep '^torch ' "$STEP_OUT" | head -n 1 | tee -a "$LOG"
+  TORCH_LINE=$(grep '^torch ' "$STEP_OUT" | head -n 1)
+  say "peer: ${TORCH_LINE:-?}"
   while read -r line; do
     mode=$(echo "$line" | sed -n 's/.*"mode": *"\([a-z]*\)".*/\1/p')
     dt=$(echo "$line" | sed -n 's/.*"dtype": *"\([^"]*\)".*/\1/p')
@@ -282,7 +285,9 @@ num() { [ -n "$1" ] && printf '%.1f' "$1" || printf -- '-'; }
 num2() { [ -n "$1" ] && printf '%.2f' "$1" || printf -- '-'; }
 {
   echo
-  echo "rn50 GPU check: ${GPU:-no GPU}, driver ${DRIVER:-?}, cuDNN ${CUDNN_FILE:+$(basename "$CUDNN_FILE")}, $(date -u +%Y-%m-%d), $(($(date +%s) - T0)) s"
+  echo "rn50 GPU check: ${GPU:-no GPU}, driver ${DRIVER:-?}, $(date -u +%Y-%m-%d), $(($(date +%s) - T0)) s"
+  echo "rn50: ${DEVICE_LINE:-no bench ran}; cuDNN from ${CUDNN_SO:-?}"
+  echo "peer: ${TORCH_LINE:-did not run}"
   echo
   printf '%-18s %7s %7s  %-9s %5s\n' tests passed failed status secs
   for t in "${TESTORDER[@]}"; do
