@@ -55,6 +55,22 @@ extern "C" void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *base
   if (baseline) *baseline = ci->mem_baseline;
 }
 
+extern "C" void cuda_backend_describe(backend *be, char *buf, size_t len) {
+  cuda_impl *ci = cuda_of(be);
+  int drv = 0, rt = 0, bl = 0;
+  size_t fr = 0, tot = 0;
+  cudaDriverGetVersion(&drv);
+  cudaRuntimeGetVersion(&rt);
+  cudaMemGetInfo(&fr, &tot);
+  if (cublasGetVersion(ci->cublas, &bl) != CUBLAS_STATUS_SUCCESS) bl = 0;
+  size_t dn = cudnnGetVersion();
+  (void)cudaGetLastError();
+  snprintf(buf, len, "%s, cc %d.%d, %d SMs, %.1f GiB; driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d",
+           ci->device_name, ci->cc_major, ci->cc_minor, ci->sm_count, tot / 1073741824.0, drv / 1000,
+           (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10, dn / 10000, (dn % 10000) / 100, dn % 100, bl / 10000,
+           (bl % 10000) / 100, bl % 100);
+}
+
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what) {
   if (*buf && *size >= bytes) return *buf;
   cuda_impl *ci = cuda_of(be);
