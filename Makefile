@@ -32,10 +32,16 @@ NVFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wno-unused-parameter \
   -gencode=arch=compute_89,code=sm_89 -gencode=arch=compute_90,code=sm_90 \
   -gencode=arch=compute_90,code=compute_90
 CFLAGS  += -DRN50_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas $(CUDART_LIB) -lstdc++ -ldl -lrt
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas $(CUDART_LIB) -lstdc++ -ldl -lrt
 else
 CU_OBJ  :=
 endif
+
+# objects are rebuilt when the flags change (CUDA=0 <-> CUDA=1, asan, ...)
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) CUDA=$(CUDA) $(NVFLAGS)
+$(shell mkdir -p $(BUILD); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) 2>/dev/null || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+$(OBJ) $(CU_OBJ) $(BUILD)/src/cli/main.o: $(FLAGS_STAMP)
 
 all: rn50
 

