@@ -12,7 +12,8 @@
 #   ops      build/tests/test_cuda_ops: every CUDA op against the CPU backend
 #   model    build/tests/test_gpu_model (and any other test_gpu_* / test_cuda_*):
 #            the whole model against the CPU, a training run, checkpoints,
-#            resnet50 b256 bf16 peak memory
+#            resnet50 b256 bf16 peak memory; tests/gpu_train.sh: rn50 train /
+#            eval / predict on the GPU, resume CPU<->GPU, SIGTERM, fp16 NaN
 #   bench    rn50 bench --device cuda, resnet50 batch 256 224 px: bf16 twice
 #            (the second run reads the conv algorithm cache the first wrote),
 #            fp32 with TF32, fp16
@@ -203,6 +204,9 @@ if want model; then
     test_step "$(basename "$t")" 240 "$OUT/$(basename "$t").log" "${RUN[@]}" RN50_CUDA_SYNC=1 RN50_TEST_CHILD_TIMEOUT=120 "$t"
     grep -E 'worst|rel diff|peak device memory|round trips|^(ok|FAIL) ' "$STEP_OUT" | head -n 60 >>"$LOG"
   done
+  # the training system on the GPU: checkpoints CPU<->GPU, eval, predict, signals, fp16 NaN
+  test_step gpu_train.sh 150 "$OUT/gpu_train.log" "${RUN[@]}" RN50_BIN=./rn50 bash tests/gpu_train.sh
+  grep -E '^(ok|FAIL) ' "$STEP_OUT" >>"$LOG"
 fi
 
 # ---- 3. rn50 bench ----
