@@ -30,7 +30,8 @@
  *         for bit equal is printed. Then a capture made to fail on purpose
  *         (a wait inside it) must be reported as failed, leave the backend
  *         usable, and two more steps must still agree.
- * RN50_TEST_THREADS sets the CPU threads; an argument runs one mode. */
+ * RN50_TEST_THREADS sets the CPU threads; an argument (e.g. "bf16,fp16")
+ * runs only those modes. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -421,8 +422,20 @@ static int in_child(void (*fn)(const gg_mode *, int), const gg_mode *md, int tim
   return -1;
 }
 
+/* mode name in a comma-separated list */
+static int listed(const char *list, const char *name) {
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && strncmp(p, name, n) == 0) return 1;
+    p = end ? end + 1 : NULL;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  const char *only = argc > 1 ? argv[1] : NULL;
+  const char *only = argc > 1 ? argv[1] : NULL; /* e.g. "bf16,fp16" */
   int timeout_s = env_int("RN50_TEST_CHILD_TIMEOUT", 300);
   int passed = 0, failed = 0, msg[3], have_gpu = 0;
   if (cuda_backend_available() && (!only || strcmp(only, "emu") != 0)) {
@@ -433,7 +446,7 @@ int main(int argc, char **argv) {
   }
   for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
     const gg_mode *md = &modes[i];
-    if (only && strcmp(only, md->name) != 0) continue;
+    if (only && !listed(only, md->name)) continue;
     if (md->cuda && !have_gpu) continue;
     if (in_child(run_mode, md, timeout_s, msg) != 0) {
       failed++;

@@ -111,7 +111,10 @@ int cuda_grid_blocks(backend *be, size_t n, int threads) {
 /* ---- memory ---- */
 /* The calls a loader thread may make set the device first: the current
  * device is per host thread. */
-static void cu_set_device(backend *be) { CUDA_CHECK(cudaSetDevice(cuda_of(be)->device)); }
+static void cu_set_device(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  if (!ci->capturing) CUDA_CHECK(cudaSetDevice(ci->device)); /* (a capture's thread has it set already) */
+}
 
 static void *cu_alloc(backend *be, size_t bytes, const char *what) {
   void *p = NULL;
