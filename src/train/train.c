@@ -70,6 +70,7 @@ static void free_trainer(trainer *t) {
   if (t->be) {
     if (t->ema_p) t->be->free(t->be, t->ema_p), t->be->free(t->be, t->ema_r);
     if (t->run_backup) t->be->free(t->be, t->run_backup);
+    if (t->img2) t->be->sync(t->be); /* issue 6: a prefetched batch may still be uploading */
     if (t->img) t->be->free_host(t->be, t->img), t->be->free_host(t->be, t->lab);
     if (t->img2) t->be->free_host(t->be, t->img2), t->be->free_host(t->be, t->lab2); /* issue 6 */
     model_destroy(&t->m);
