@@ -18,12 +18,18 @@
 #            (the second run reads the conv algorithm cache the first wrote),
 #            fp32 with TF32, fp16
 #   peer     tools/torch_peer.py (PyTorch eager bf16, eager fp32, torch.compile
-#            bf16; compile is slow and last, bounded by what time is left)
+#            bf16; compile is slow and last, bounded by what time is left
+#            minus GPU_CHECK_GRAPH_RESERVE)
+#   graph    issue 6, after everything above so that a failure there costs
+#            none of it: build/tests/test_gpu_graph bf16,fp16 (graph step vs
+#            eager step), then rn50 bench --graph 1 in bf16 and fp16 (conv
+#            algorithms from the caches the bf16 / fp16 benches wrote)
 #   opbench  per-op times at ResNet-50 shapes (test_cuda_ops --bench), if time is left
 # GPU_CHECK_ONLY=ops,bench,... runs a subset (machine always runs). Logs go to
-# $OUT (7 files: gpu_check.log, summary.txt, test_cuda_ops.log,
-# test_gpu_model.log, bench.log, torch_peer.log, torch_peer.json); one table is
-# printed last. Exit status 0 only if every test passed and every bench ran.
+# $OUT (8 files: gpu_check.log, summary.txt, test_cuda_ops.log,
+# test_gpu_model.log, bench.log, torch_peer.log, torch_peer.json; and
+# test_gpu_graph.log); one table is printed last. Exit status 0 only if every
+# test passed and every bench ran.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -31,7 +37,8 @@ OUT=${OUT:-$ROOT/gpu_check_out}
 mkdir -p "$OUT"
 BUDGET=${GPU_CHECK_BUDGET:-450}
 PEER_RESERVE=${GPU_CHECK_PEER_RESERVE:-100} # seconds kept for the peer's eager runs
-ONLY=${GPU_CHECK_ONLY:-ops,model,bench,peer,opbench}
+GRAPH_RESERVE=${GPU_CHECK_GRAPH_RESERVE:-70} # seconds the peer's compile leaves for the graph steps (issue 6)
+ONLY=${GPU_CHECK_ONLY:-ops,model,bench,peer,graph,opbench}
 T0=$(date +%s)
 LOG=$OUT/gpu_check.log
 : >"$LOG"
@@ -170,7 +177,7 @@ TESTORDER=()
 test_step() { # test_step NAME CAP LOGFILE CMD...
   local name=$1 cap=$2 logf=$3
   shift 3
-  step "$name" "$cap" "$logf" "$PEER_RESERVE" "$@"
+  step "$name" "$cap" "$logf" "${TEST_RESERVE:-$PEER_RESERVE}" "$@"
   local res p f detail
   res=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$STEP_OUT" | tail -n 1)
   if [ -n "$res" ]; then
@@ -201,6 +208,7 @@ if want model; then
   for t in build/tests/test_gpu_* build/tests/test_cuda_*; do
     [ -x "$t" ] || continue
     [ "$(basename "$t")" = test_cuda_ops ] && continue
+    [ "$(basename "$t")" = test_gpu_graph ] && continue # issue 6: in the graph step, after the peer
     test_step "$(basename "$t")" 240 "$OUT/$(basename "$t").log" "${RUN[@]}" RN50_CUDA_SYNC=1 RN50_TEST_CHILD_TIMEOUT=120 "$t"
     grep -E 'worst|rel diff|peak device memory|round trips|^(ok|FAIL) ' "$STEP_OUT" | head -n 60 >>"$LOG"
   done
@@ -213,12 +221,13 @@ fi
 declare -A IMG INF PEAK SHARE CREATE
 DEVICE_LINE="" TORCH_LINE=""
 CACHE=$ROOT/build/conv_cache_bf16_b256.txt
-rm -f "$CACHE"
-bench() { # bench LABEL CAP VERBOSE rn50-bench-args...
+CACHE16=$ROOT/build/conv_cache_fp16_b256.txt
+rm -f "$CACHE" "$CACHE16"
+bench() { # bench LABEL CAP VERBOSE rn50-bench-args... (BENCH_RESERVE: seconds to leave, default the peer's)
   local label=$1 cap=$2 verbose=$3
   shift 3
-  step "rn50 bench $label" "$cap" "$OUT/bench.log" "$PEER_RESERVE" "${RUN[@]}" RN50_CUDA_VERBOSE="$verbose" \
-    ./rn50 bench --device cuda "$@"
+  step "rn50 bench $label" "$cap" "$OUT/bench.log" "${BENCH_RESERVE:-$PEER_RESERVE}" "${RUN[@]}" \
+    RN50_CUDA_VERBOSE="$verbose" ./rn50 bench --device cuda "$@"
   local tr inf pk sh cr
   tr=$(sed -n 's/^train img\/s: *\([0-9.]*\) .*/\1/p' "$STEP_OUT" | tail -n 1)
   inf=$(sed -n 's/.*infer img\/s: *\([0-9.]*\).*/\1/p' "$STEP_OUT" | tail -n 1)
@@ -230,6 +239,10 @@ bench() { # bench LABEL CAP VERBOSE rn50-bench-args...
   local res
   if [ -n "$tr" ]; then
     res="train $tr img/s, infer $inf img/s, peak ${pk:-?} GiB (rn50 ${sh:-?} GiB), model_create ${cr:-?} s"
+    local gl
+    gl=$(sed -n 's/^bench: graph step: //p' "$STEP_OUT" | tail -n 1)
+    [ -n "$gl" ] && res="$res; graph step $gl"
+    case "$gl" in "not used"*) FAILED=1 ;; esac # --graph 1 asked for and not used
   else
     res=$(grep -v '^ *$' "$STEP_OUT" | tail -n 1 | cut -c1-160)
   fi
@@ -237,10 +250,12 @@ bench() { # bench LABEL CAP VERBOSE rn50-bench-args...
 }
 if want bench; then
   # the first run prints each conv shape's algorithms and times (bench.log)
+  # (issue 6: the cached run is there for model_create's time: 20 steps;
+  # fp16 writes its conv cache for the fp16 graph bench)
   bench "bf16" 150 1 --precision bf16 --batch-size 256 --steps 50 --cache "$CACHE"
-  bench "bf16 cached" 90 0 --precision bf16 --batch-size 256 --steps 50 --cache "$CACHE"
-  bench "fp32 tf32" 150 0 --precision fp32 --tf32 1 --batch-size 256 --steps 30
-  bench "fp16" 150 0 --precision fp16 --batch-size 256 --steps 50
+  bench "bf16 cached" 90 0 --precision bf16 --batch-size 256 --steps 20 --cache "$CACHE"
+  bench "fp32 tf32" 150 0 --precision fp32 --tf32 1 --batch-size 256 --steps 20
+  bench "fp16" 150 0 --precision fp16 --batch-size 256 --steps 40 --cache "$CACHE16"
   DEVICE_LINE=$(grep '^bench: device' "$OUT/bench.log" | head -n 1 | sed 's/^bench: device //')
   say "rn50 sees: ${DEVICE_LINE:-?}"
 fi
@@ -248,7 +263,9 @@ fi
 # ---- 4. the PyTorch peer (same machine, same run), compile last ----
 declare -A TIMG TPEAK
 if want peer && [ -f tools/torch_peer.py ]; then
-  step "torch peer" 600 "$OUT/torch_peer.log" 5 env OUT="$OUT" "$PY" -c '
+  peer_reserve=5
+  want graph && peer_reserve=$((5 + GRAPH_RESERVE))
+  step "torch peer" 600 "$OUT/torch_peer.log" "$peer_reserve" env OUT="$OUT" "$PY" -c '
 import runpy, sys, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), flush=True)
 sys.argv = ["tools/torch_peer.py"]
@@ -274,7 +291,20 @@ runpy.run_path("tools/torch_peer.py", run_name="__main__")'
     "$([ "$STEP_RC" = 124 ] && echo "stopped at the time budget (modes done: ${!TIMG[*]})" || grep -v '^ *$' "$STEP_OUT" | tail -n 1 | cut -c1-160)"
 fi
 
-# ---- 5. per-op times, if time is left ----
+# ---- 5. issue 6: the graph step (last of the checks, so that a failure here costs nothing above) ----
+if want graph; then
+  if [ -x build/tests/test_gpu_graph ]; then
+    TEST_RESERVE=0 test_step test_gpu_graph 100 "$OUT/test_gpu_graph.log" "${RUN[@]}" RN50_CUDA_SYNC=1 \
+      RN50_TEST_CHILD_TIMEOUT=80 build/tests/test_gpu_graph bf16,fp16
+    grep -E 'graph steps:|differ by|relative L2|end\(\) =|^(ok|FAIL) ' "$STEP_OUT" | head -n 40 >>"$LOG"
+  fi
+  BENCH_RESERVE=0
+  bench "bf16 graph" 60 0 --precision bf16 --batch-size 256 --steps 40 --cache "$CACHE" --graph 1
+  bench "fp16 graph" 60 0 --precision fp16 --batch-size 256 --steps 40 --cache "$CACHE16" --graph 1
+  unset BENCH_RESERVE
+fi
+
+# ---- 6. per-op times, if time is left ----
 if want opbench; then
   step "op micro-bench bf16" 60 "$OUT/bench.log" 0 "${RUN[@]}" build/tests/test_cuda_ops --bench bf16 256
   [ "$STEP_RC" != skip ] && row "op micro-bench bf16 (sum of ops)" "$(status_of "$STEP_RC")" "$STEP_SECS" \
@@ -303,7 +333,8 @@ num2() { [ -n "$1" ] && printf '%.2f' "$1" || printf -- '-'; }
   echo "memory beyond the CUDA context and library handles, torch = torch.cuda.max_memory_allocated"
   printf '%-12s %10s %9s %12s %11s %9s %9s\n' precision "rn50 img/s" "rn50 GiB" "torch img/s" "torch GiB" "img/s x" "GiB x"
   for p in "bf16|bf16|eager bf16" "bf16 cached|bf16 (cache)|eager bf16" "fp32 tf32|fp32 (tf32)|eager fp32" \
-    "fp16|fp16|" "bf16|bf16/compile|compile bf16"; do
+    "fp16|fp16|" "bf16|bf16/compile|compile bf16" "bf16 graph|bf16 graph|eager bf16" \
+    "bf16 graph|bf16 g/comp|compile bf16" "fp16 graph|fp16 g/comp|compile bf16"; do
     IFS='|' read -r lab name peer <<<"$p"
     ti="" tp=""
     [ -n "$peer" ] && ti=${TIMG[$peer]:-} tp=${TPEAK[$peer]:-}
@@ -314,6 +345,8 @@ num2() { [ -n "$1" ] && printf '%.2f' "$1" || printf -- '-'; }
     "bf16 $(num2 "${PEAK[bf16]:-}") GiB, must stay < 22 for an A10G)"
   echo "conv algorithm search: model_create $(num2 "${CREATE[bf16]:-}") s without the cache," \
     "$(num2 "${CREATE[bf16 cached]:-}") s with it (bf16)"
+  echo "issue 6: 'graph' rows = rn50 bench --graph 1 (step replayed as one CUDA graph); g/comp = against" \
+    "torch.compile bf16 (goal: >= 1.3)"
   echo
   printf '%-40s %-10s %5s  %s\n' step status secs result
   for r in "${ROWS[@]}"; do

@@ -41,6 +41,8 @@ const char cmd_train_usage[] =
     "  --device cpu|cuda[:N]  --precision bf16|fp16|fp32  --tf32 0|1  --threads T  --workers W\n"
     "  --log-every N (steps)  --ckpt-minutes M (default 10)  --ckpt-steps N  --keep K (default 3)\n"
     "  --eval-every N (epochs)  --max-steps N  --nan-limit N (default 5)  --force\n"
+    "  --graph 0|1          CUDA: each step as one replayed CUDA graph, the next batch uploading\n"
+    "                       meanwhile (default 0; needs --accum-steps 1; else eager steps)\n"
     "Writes RUN/config.json, train.log, metrics.jsonl, summary.csv, plot.html, tb/ (TensorBoard),\n"
     "checkpoints/, model_best.safetensors and at the end model.safetensors (torchvision names).\n";
 

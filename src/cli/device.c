@@ -2,6 +2,7 @@
 #include "device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../core/util.h"
@@ -54,6 +55,11 @@ backend *device_open(device_config *dc) {
   if (!dc->cuda) {
     backend *be = cpu_backend_create(dc->threads);
     snprintf(dc->label, sizeof dc->label, "cpu (%d threads)", dc->threads > 0 ? dc->threads : cpu_thread_count());
+    /* issue 6, tests: RN50_GRAPH_EMULATE=1 gives the CPU emulated graph
+     * capture (src/cpu/graph_emu.c) so that graph steps run without a GPU;
+     * =fail makes every capture fail (the fallback) */
+    const char *emu = getenv("RN50_GRAPH_EMULATE");
+    if (emu && *emu && strcmp(emu, "0") != 0) cpu_graph_emulate(be, strcmp(emu, "fail") == 0);
     return be;
   }
   char err[512] = "";

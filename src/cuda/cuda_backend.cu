@@ -24,9 +24,11 @@
 
 void cuda_after_launch(backend *be, const char *what, const char *file, int line) {
   cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) die("CUDA error: launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e));
+  if (e != cudaSuccess &&
+      !cuda_capture_note("launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e)))
+    die("CUDA error: launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e));
   cuda_impl *ci = cuda_of(be);
-  if (ci->debug_sync) {
+  if (ci->debug_sync && !ci->capturing) {
     e = cudaStreamSynchronize(ci->stream);
     if (e != cudaSuccess) die("CUDA error: kernel %s (launched at %s:%d) failed: %s", what, file, line,
                               cudaGetErrorString(e));
@@ -36,7 +38,7 @@ void cuda_after_launch(backend *be, const char *what, const char *file, int line
 void cuda_after_library(backend *be, const char *what, const char *file, int line) {
   (void)cudaGetLastError();
   cuda_impl *ci = cuda_of(be);
-  if (ci->debug_sync) {
+  if (ci->debug_sync && !ci->capturing) {
     cudaError_t e = cudaStreamSynchronize(ci->stream);
     if (e != cudaSuccess) die("CUDA error: %s (called at %s:%d) failed: %s", what, file, line, cudaGetErrorString(e));
   }
@@ -74,6 +76,11 @@ extern "C" void cuda_backend_describe(backend *be, char *buf, size_t len) {
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what) {
   if (*buf && *size >= bytes) return *buf;
   cuda_impl *ci = cuda_of(be);
+  if (ci->capturing) { /* no allocation in a graph: the capture fails */
+    cuda_capture_note("scratch for %s would grow from %zu to %zu bytes during the capture", what, *size, bytes);
+    return NULL;
+  }
+  ci->mem_version++; /* graphs that use the old buffer are stale */
   if (*buf) {
     CUDA_CHECK(cudaStreamSynchronize(ci->stream));
     CUDA_CHECK(cudaFree(*buf));
@@ -104,7 +111,10 @@ int cuda_grid_blocks(backend *be, size_t n, int threads) {
 /* ---- memory ---- */
 /* The calls a loader thread may make set the device first: the current
  * device is per host thread. */
-static void cu_set_device(backend *be) { CUDA_CHECK(cudaSetDevice(cuda_of(be)->device)); }
+static void cu_set_device(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  if (!ci->capturing) CUDA_CHECK(cudaSetDevice(ci->device)); /* (a capture's thread has it set already) */
+}
 
 static void *cu_alloc(backend *be, size_t bytes, const char *what) {
   void *p = NULL;
@@ -156,7 +166,11 @@ static void cu_zero(backend *be, void *p, size_t bytes) {
   if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_of(be)->stream));
 }
 
-static void cu_sync(backend *be) { CUDA_CHECK(cudaStreamSynchronize(cuda_of(be)->stream)); }
+static void cu_sync(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  CUDA_CHECK(cudaStreamSynchronize(ci->stream));
+  if (ci->upload) CUDA_CHECK(cudaStreamSynchronize(ci->upload));
+}
 
 static void cu_destroy(backend *be) {
   if (!be) return;
@@ -170,6 +184,7 @@ static void cu_destroy(backend *be) {
               ci->mem_peak / 1048576.0, ci->mem_baseline / 1048576.0,
               (ci->mem_peak - ci->mem_baseline) / 1048576.0);
     }
+    cuda_graph_teardown(be);
     cuda_conv_destroy(be);
     if (ci->bn_buf) CUDA_CHECK(cudaFree(ci->bn_buf));
     if (ci->fc_buf) CUDA_CHECK(cudaFree(ci->fc_buf));
@@ -318,6 +333,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   be->sgd_step = cuda_sgd_step;
   be->nonfinite = cuda_nonfinite;
   be->ema_update = cuda_ema_update;
+  be->graph = &cuda_graph_table;
   (void)cudaGetLastError(); /* nothing left over from the libraries' setup */
   return be;
 

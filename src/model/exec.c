@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "graph.h"
 #include "plan.h"
 
 #define ALIGN 256
@@ -180,6 +181,7 @@ void model_create(model *m, backend *be, const net *n, int max_batch, int train_
 void model_destroy(model *m) {
   backend *be = m->be;
   if (!be) return;
+  model_graph_free(m);
   if (m->work != m->params) be->free(be, m->work);
   void *ptrs[] = {m->params, m->running, m->save_mean, m->save_invstd, m->grads, m->momentum, m->act_arena,
                   m->grad_arena, m->images, m->labels, m->losses};
@@ -246,7 +248,9 @@ void model_set_input(model *m, const uint8_t *images, const int32_t *labels, int
   be->input_from_u8(be, m->act[0], m->images, nb, in->h, in->w, in->c, m->mean, m->inv_std);
 }
 
-void model_forward(model *m, int nb, int train) {
+void model_forward(model *m, int nb, int train) { model_forward_pass(m, nb, train, 1); }
+
+void model_forward_pass(model *m, int nb, int train, int count_bn) {
   backend *be = m->be;
   const net *N = &m->net;
   for (int i = 0; i < N->n_ops; i++) {
@@ -268,7 +272,7 @@ void model_forward(model *m, int nb, int train) {
           size_t o = N->bn_offset[op->bn];
           be->bn_fwd_train(be, rows, xs->c, m->act[op->y], m->act[op->x], r, op->relu, gamma, beta, rm, rv,
                            m->save_mean + o, m->save_invstd + o, 0.1f, 1e-5f);
-          m->counts[op->bn]++;
+          if (count_bn) m->counts[op->bn]++;
         } else {
           be->bn_fwd_eval(be, rows, xs->c, m->act[op->y], m->act[op->x], r, op->relu, gamma, beta, rm, rv, 1e-5f);
         }

@@ -16,6 +16,8 @@ typedef struct {
   int nesterov;
 } sgd_config;
 
+struct model_graph; /* src/model/graph.c */
+
 typedef struct {
   net net;
   backend *be;
@@ -39,6 +41,7 @@ typedef struct {
   float mean[3], inv_std[3];   /* input normalisation */
   size_t act_bytes, grad_bytes;             /* in use for the current size */
   size_t act_cap, grad_cap, images_cap;     /* allocated */
+  struct model_graph *graph; /* graph steps (src/model/graph.h), NULL until used */
 } model;
 
 /* Allocate a model for batches of at most max_batch images (train_mode 1:
@@ -61,6 +64,9 @@ void model_init_params(model *m, uint64_t seed, int zero_gamma);
  * next model_sync) into the model and normalise them. Labels may be NULL. */
 void model_set_input(model *m, const uint8_t *images, const int32_t *labels, int nb);
 void model_forward(model *m, int nb, int train);
+/* model_forward; count_bn 0 leaves the host's BN counters alone (a step
+ * captured once and replayed counts per replay: src/model/graph.c). */
+void model_forward_pass(model *m, int nb, int train, int count_bn);
 /* Per-sample losses and, if with_grad, d(loss)/d(logits) scaled by
  * grad_scale (the caller includes 1/nb and any loss scale). */
 void model_loss(model *m, int nb, float smoothing, int with_grad, float grad_scale);

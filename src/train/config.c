@@ -142,6 +142,7 @@ void config_from_args(train_config *c, args *a) {
   c->nan_limit = (int)args_int(a, "nan-limit", c->nan_limit, 1, 1000000);
   c->eval_every = (int)args_int(a, "eval-every", c->eval_every, 1, 100000);
   c->force = args_flag(a, "force");
+  c->graph = (int)args_int(a, "graph", 0, 0, 1); /* issue 6 */
   if (!c->precision[0]) snprintf(c->precision, sizeof c->precision, "%s", strncmp(c->device, "cuda", 4) ? "fp32" : "bf16");
 }
 
@@ -204,7 +205,7 @@ void config_to_json(const train_config *c, strbuf *b) {
             c->precision, c->tf32, c->workers);
   sb_printf(b, "  \"threads\": %d,\n  \"log_every\": %d,\n  \"ckpt_minutes\": %.17g,\n  \"ckpt_steps\": %d,\n",
             c->threads, c->log_every, c->ckpt_minutes, c->ckpt_steps);
-  sb_printf(b, "  \"keep\": %d,\n", c->keep);
+  sb_printf(b, "  \"keep\": %d,\n  \"graph\": %d,\n", c->keep, c->graph);
   sb_printf(b, "  \"max_steps\": %d,\n  \"nan_limit\": %d,\n  \"eval_every\": %d\n}\n", c->max_steps, c->nan_limit,
             c->eval_every);
 }
@@ -265,6 +266,7 @@ void config_from_json(train_config *c, const json *j) {
   c->max_steps = (int)json_num(j, "max_steps", c->max_steps);
   c->nan_limit = (int)json_num(j, "nan_limit", c->nan_limit);
   c->eval_every = (int)json_num(j, "eval_every", c->eval_every);
+  c->graph = (int)json_num(j, "graph", c->graph);
 }
 
 #define DIFF_INT(field, opt)                                                                     \

@@ -62,6 +62,7 @@ typedef struct {
   int nan_limit;        /* consecutive non-finite losses before stopping */
   int eval_every;       /* evaluate every N epochs (and at the end) */
   int force;            /* resume even if result-changing options differ */
+  int graph;            /* issue 6: 1 = each step as a replayed CUDA graph (--graph 1) */
 } train_config;
 
 /* Fill c from a recipe ("fast", "classic") and then the command line.

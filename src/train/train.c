@@ -19,6 +19,7 @@
 #include "../data/loader.h"
 #include "../io/weights.h"
 #include "../model/exec.h"
+#include "../model/graph.h"
 #include "checkpoint.h"
 #include "evaluate.h"
 #include "log.h"
@@ -57,13 +58,21 @@ typedef struct {
   char best_ckpt[64];
   const char *nan_at;     /* RN50_TEST_NAN_AT: steps whose loss is treated as NaN (tests) */
   FILE *dump;             /* RN50_DUMP_BATCHES: every micro-batch and lr appended (tests) */
+  /* issue 6 (--graph 1): steps as replayed graphs; the next batch is loaded
+   * into img2 / lab2 and uploaded while a step runs, then the buffers swap */
+  int graph_on;
+  int batch_ready;        /* the next step's batch is already in img / lab */
+  uint8_t *img2;
+  int32_t *lab2;
 } trainer;
 
 static void free_trainer(trainer *t) {
   if (t->be) {
     if (t->ema_p) t->be->free(t->be, t->ema_p), t->be->free(t->be, t->ema_r);
     if (t->run_backup) t->be->free(t->be, t->run_backup);
+    if (t->img2) t->be->sync(t->be); /* issue 6: a prefetched batch may still be uploading */
     if (t->img) t->be->free_host(t->be, t->img), t->be->free_host(t->be, t->lab);
+    if (t->img2) t->be->free_host(t->be, t->img2), t->be->free_host(t->be, t->lab2); /* issue 6 */
     model_destroy(&t->m);
     t->be->destroy(t->be);
   }
@@ -342,6 +351,73 @@ static void dump_batch(trainer *t, double lr, int n) {
   fflush(t->dump);
 }
 
+/* issue 6 (--graph 1): train_step as one graph launch (src/model/graph.h).
+ * The same step as the eager one below with accum 1, skip decisions
+ * included (taken on the device; running statistics and BN counters are
+ * restored there); while it runs the next batch of the epoch is loaded and
+ * uploaded. Returns 0 with *loss set, or -1 when the graph step is not
+ * available: then nothing ran, graph steps are off, and the batch waits in
+ * t->img for the eager step. */
+static int train_step_graph(trainer *t, double lr, double *data_wait, int *overflow, double *loss) {
+  const train_config *c = &t->cfg;
+  int fp16 = t->dc.cuda && t->dc.precision == DTYPE_F16;
+  if (!t->batch_ready) {
+    double w0 = loader_wait_seconds(t->tl);
+    int got = loader_next(t->tl, t->img, t->lab);
+    *data_wait += loader_wait_seconds(t->tl) - w0;
+    if (got != c->batch) die("internal: the train loader returned %d images, expected %d", got, c->batch);
+    model_graph_set_input(&t->m, t->img, t->lab, got);
+    t->batch_ready = 1;
+  }
+  model_step_config sc;
+  memset(&sc, 0, sizeof sc);
+  sc.sgd = (sgd_config){(float)lr, (float)c->momentum, (float)c->wd, c->wd_bn, c->nesterov};
+  sc.smoothing = (float)c->smoothing;
+  sc.loss_scale = t->st.loss_scale;
+  sc.check_grads = fp16;
+  sc.force_skip = test_nan(t);
+  sc.ema_params = t->ema_p;
+  sc.ema_running = t->ema_r;
+  sc.ema_decay = (float)c->ema_decay;
+  if (model_graph_step(&t->m, c->batch, &sc) != 0) {
+    log_line("graph step off (%s): eager steps from here", model_graph_status(&t->m));
+    t->graph_on = 0;
+    return -1;
+  }
+  t->batch_ready = 0;
+  if (t->dump) dump_batch(t, lr, c->batch);
+  if (t->st.step_in_epoch + 1 < t->steps_per_epoch) { /* the next batch, while this step runs */
+    double w0 = loader_wait_seconds(t->tl);
+    int got = loader_next(t->tl, t->img2, t->lab2);
+    *data_wait += loader_wait_seconds(t->tl) - w0;
+    if (got != c->batch) die("internal: the train loader returned %d images, expected %d", got, c->batch);
+    model_graph_set_input(&t->m, t->img2, t->lab2, got);
+    uint8_t *ti = t->img;
+    int32_t *tl = t->lab;
+    t->img = t->img2, t->lab = t->lab2;
+    t->img2 = ti, t->lab2 = tl; /* (this step's batch: rewritten only after its result) */
+    t->batch_ready = 1;
+  }
+  int skipped = 0;
+  if (model_graph_result(&t->m, loss, &skipped) != 0) die("internal: no graph step to wait for");
+  if (sc.force_skip) *loss = NAN;
+  *overflow = 0;
+  if (!isfinite(*loss)) return 0;
+  if (skipped) { /* finite loss, gradients not: fp16 overflow */
+    t->st.loss_scale /= 2;
+    t->st.good_steps = 0;
+    *overflow = 1;
+    log_line("fp16 gradient overflow at step %lld: step skipped, loss scale now %g", (long long)t->st.global_step,
+             t->st.loss_scale);
+    return 0;
+  }
+  if (fp16 && ++t->st.good_steps >= 2000) {
+    t->st.loss_scale *= 2;
+    t->st.good_steps = 0;
+  }
+  return 0;
+}
+
 /* One optimizer step (accum micro-batches). Returns the mean loss; the step
  * is not applied when the loss is not finite, or (fp16) when the gradients
  * overflowed, which sets *overflow. */
@@ -349,13 +425,19 @@ static double train_step(trainer *t, double lr, double *data_wait, int *overflow
   backend *be = t->be;
   const train_config *c = &t->cfg;
   int fp16 = t->dc.cuda && t->dc.precision == DTYPE_F16;
+  if (t->graph_on) { /* issue 6 */
+    double loss;
+    if (train_step_graph(t, lr, data_wait, overflow, &loss) == 0) return loss;
+  }
   be->copy(be, t->run_backup, t->m.running, t->net.n_running * sizeof(float));
   int64_t counts[NET_MAX_OPS];
   memcpy(counts, t->m.counts, sizeof counts);
   double loss = 0;
   for (int k = 0; k < c->accum; k++) {
     double w0 = loader_wait_seconds(t->tl);
-    int got = loader_next(t->tl, t->img, t->lab);
+    int got = c->batch;
+    if (k == 0 && t->batch_ready) t->batch_ready = 0; /* issue 6: loaded for a graph step that fell back */
+    else got = loader_next(t->tl, t->img, t->lab);
     *data_wait += loader_wait_seconds(t->tl) - w0;
     if (got != c->batch) die("internal: the train loader returned %d images, expected %d", got, c->batch);
     if (t->dump) dump_batch(t, lr, got);
@@ -601,6 +683,17 @@ int train_main(train_config *cfg) {
   size_t img_bytes = (size_t)t.cfg.batch * max_res * max_res * 3;
   t.img = t.be->alloc_host(t.be, img_bytes, "batch staging");
   t.lab = t.be->alloc_host(t.be, (size_t)t.cfg.batch * sizeof(int32_t), "batch staging");
+  if (t.cfg.graph) { /* issue 6: --graph 1 */
+    char why[320];
+    if (t.cfg.accum != 1) log_line("--graph 1: needs --accum-steps 1; eager steps");
+    else if (model_graph_available(&t.m, why, sizeof why) != 0) log_line("--graph 1: %s; eager steps", why);
+    else {
+      t.graph_on = 1;
+      t.img2 = t.be->alloc_host(t.be, img_bytes, "batch staging");
+      t.lab2 = t.be->alloc_host(t.be, (size_t)t.cfg.batch * sizeof(int32_t), "batch staging");
+      log_line("--graph 1: each training step is captured once as a graph and replayed");
+    }
+  }
   snprintf(path, sizeof path, "%s/metrics.jsonl", t.dir);
   if (report_jsonl_rewind(path, "step", (double)t.st.global_step, err, sizeof err) != 0) log_line("%s", err);
   snprintf(path, sizeof path, "%s/tb", t.dir);
@@ -617,6 +710,12 @@ int train_main(train_config *cfg) {
   sigaction(SIGINT, &sa, NULL);
   t.session_start = t.last_ckpt = now_sec();
   rc = loop(&t);
+  if (t.cfg.graph) { /* issue 6 */
+    model_graph_stats gs;
+    model_graph_get_stats(&t.m, &gs);
+    log_line("graph steps: %d uncaptured (first of a shape), %d captured, %d replays; %d fell back to eager",
+             gs.warmups, gs.captures, gs.replays, gs.fallbacks);
+  }
   if (rc == TRAIN_OK && t.st.epoch >= t.cfg.epochs) {
     save_model_file(&t, "model.safetensors", "final model");
     const epoch_record *last = t.st.n_hist ? &t.st.hist[t.st.n_hist - 1] : NULL;
