@@ -75,61 +75,78 @@ static conv_desc conv_of(const model *m, const net_op *op, int nb, int index) {
 
 /* Lays out activations and activation gradients for the current net in the
  * arenas, growing them (and the input staging buffer) when too small. */
+static void place(model *m, void **arena, size_t *cap, size_t bytes, const char *what) {
+  if (bytes > *cap) {
+    if (*arena) m->be->free(m->be, *arena);
+    *arena = m->be->alloc(m->be, bytes, what);
+    *cap = bytes;
+  }
+}
+
 static void plan_buffers(model *m) {
   backend *be = m->be;
   const net *N = &m->net;
-  int train_mode = m->train_mode, max_batch = m->max_batch;
-  /* activations: every one lives through a training step; in eval-only mode
-   * they share memory by lifetime over the forward pass */
-  int na = N->n_acts;
-  size_t size[NET_MAX_ACTS], off[NET_MAX_ACTS];
-  int start[NET_MAX_ACTS], end[NET_MAX_ACTS];
-  for (int a = 0; a < na; a++) {
-    size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
-    start[a] = 0;
-    end[a] = train_mode ? N->n_ops : 0;
-  }
-  if (!train_mode) {
-    for (int i = 0; i < N->n_ops; i++) {
+  int mode = m->train_mode, max_batch = m->max_batch;
+  int na = N->n_acts, n = N->n_ops;
+  size_t size[2 * NET_MAX_ACTS], off[2 * NET_MAX_ACTS];
+  int start[2 * NET_MAX_ACTS], end[2 * NET_MAX_ACTS];
+  for (int a = 0; a < na; a++) size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
+  if (mode == 0) {
+    /* eval only: activations share memory by lifetime over the forward */
+    for (int a = 0; a < na; a++) start[a] = end[a] = 0;
+    for (int i = 0; i < n; i++) {
       const net_op *op = &N->ops[i];
       start[op->y] = i;
       end[op->y] = MAX(end[op->y], i);
       end[op->x] = MAX(end[op->x], i);
       if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
     }
-    end[N->logits] = N->n_ops;
-  }
-  m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
-  if (m->act_bytes > m->act_cap) {
-    if (m->act_arena) be->free(be, m->act_arena);
-    m->act_arena = be->alloc(be, m->act_bytes, "activations");
-    m->act_cap = m->act_bytes;
-  }
-  for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
-  if (train_mode) {
-    /* gradient of act a: first written by the backward of its last
-     * consumer, last read by the backward of its producer. Backward time of
-     * op i is n_ops - i; the loss writes d(logits) at time 0. */
+    end[N->logits] = n;
+    m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
+    place(m, &m->act_arena, &m->act_cap, m->act_bytes, "activations");
+    for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
+    m->grad_bytes = 0;
+  } else {
+    /* training: one timeline, forward op i at time i, the loss at time n,
+     * backward of op i at time 2n - i. An activation lives from its producer
+     * to its last reader, in the forward or the backward (conv, BN, max-pool
+     * and fc read their input again in backward, BN with ReLU its output; a
+     * downsample BN's output dies at the block's add); the logits live to
+     * the end (callers read them after the step). The gradient of an
+     * activation lives from the backward of its last consumer to the
+     * backward of its producer. Activations that are dead by then give
+     * their memory to gradients, as a framework's allocator would.
+     * Mode 2 keeps every activation for the whole step (tests that inspect
+     * them after backward). */
     for (int a = 0; a < na; a++) {
-      size[a] = a == 0 ? 0 : act_numel(N, a, max_batch) * elem_size(m, a);
-      start[a] = N->n_ops + 1;
-      end[a] = 0;
+      start[a] = 0;
+      end[a] = mode == 2 ? 2 * n + 1 : 0;
+      size[na + a] = a == 0 ? 0 : size[a];
+      start[na + a] = 2 * n + 1;
+      end[na + a] = 0;
     }
-    for (int i = 0; i < N->n_ops; i++) {
+    for (int i = 0; i < n; i++) {
       const net_op *op = &N->ops[i];
-      int t = N->n_ops - i;
-      end[op->y] = t;
-      start[op->x] = MIN(start[op->x], t);
-      if (op->r >= 0) start[op->r] = MIN(start[op->r], t);
+      int tb = 2 * n - i;
+      start[op->y] = i;
+      end[op->y] = MAX(end[op->y], i);
+      if (op->kind == OP_BN && op->relu) end[op->y] = MAX(end[op->y], tb);
+      end[op->x] = MAX(end[op->x], op->kind == OP_AVGPOOL ? i : tb);
+      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
+      end[na + op->y] = tb;
+      start[na + op->x] = MIN(start[na + op->x], tb);
+      if (op->r >= 0) start[na + op->r] = MIN(start[na + op->r], tb);
     }
-    start[N->logits] = 0;
-    m->grad_bytes = plan_arena(na, size, start, end, ALIGN, off);
-    if (m->grad_bytes > m->grad_cap) {
-      if (m->grad_arena) be->free(be, m->grad_arena);
-      m->grad_arena = be->alloc(be, m->grad_bytes, "activation gradients");
-      m->grad_cap = m->grad_bytes;
+    end[N->logits] = 2 * n + 1;
+    start[na + N->logits] = n;
+    size_t total = plan_arena(2 * na, size, start, end, ALIGN, off);
+    place(m, &m->act_arena, &m->act_cap, total, "activations and their gradients");
+    for (int a = 0; a < na; a++) {
+      m->act[a] = (char *)m->act_arena + off[a];
+      m->dact[a] = a == 0 ? NULL : (char *)m->act_arena + off[na + a];
     }
-    for (int a = 0; a < na; a++) m->dact[a] = a == 0 ? NULL : (char *)m->grad_arena + off[a];
+    m->act_bytes = total;
+    m->grad_bytes = 0; /* inside act_bytes */
   }
   const act_shape *in = &N->acts[0];
   size_t img_bytes = (size_t)max_batch * in->h * in->w * 3;
@@ -184,7 +201,7 @@ void model_destroy(model *m) {
   model_graph_free(m);
   if (m->work != m->params) be->free(be, m->work);
   void *ptrs[] = {m->params, m->running, m->save_mean, m->save_invstd, m->grads, m->momentum, m->act_arena,
-                  m->grad_arena, m->images, m->labels, m->losses};
+                  m->images, m->labels, m->losses};
   for (size_t i = 0; i < ARRAY_LEN(ptrs); i++)
     if (ptrs[i]) be->free(be, ptrs[i]);
   memset(m, 0, sizeof *m);
