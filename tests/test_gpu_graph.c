@@ -110,7 +110,7 @@ static void side_free(side *s) {
   model_destroy(&s->m);
 }
 
-static double step_lr(int k) { return 0.02 + 0.005 * (k % 5); }
+static double step_lr(int k) { return 0.002 + 0.0005 * (k % 5); } /* small: the steps must not amplify rounding (chaos) */
 static double step_scale(int k) {
   if (M->check_grads && k == OVERFLOW_AT) return 3e38;
   static const double f[4] = {1, 2, 0.5, 4};

@@ -228,11 +228,13 @@ bench() { # bench LABEL CAP VERBOSE rn50-bench-args... (BENCH_RESERVE: seconds t
   shift 3
   step "rn50 bench $label" "$cap" "$OUT/bench.log" "${BENCH_RESERVE:-$PEER_RESERVE}" "${RUN[@]}" \
     RN50_CUDA_VERBOSE="$verbose" ./rn50 bench --device cuda "$@"
-  local tr inf pk sh cr
+  local tr inf pk sh cr al
   tr=$(sed -n 's/^train img\/s: *\([0-9.]*\) .*/\1/p' "$STEP_OUT" | tail -n 1)
   inf=$(sed -n 's/.*infer img\/s: *\([0-9.]*\).*/\1/p' "$STEP_OUT" | tail -n 1)
   pk=$(sed -n 's/.*peak GPU memory \([0-9.]*\) GiB in use.*/\1/p' "$STEP_OUT" | tail -n 1)
   sh=$(sed -n "s/.*rn50's share \([0-9.]*\) GiB.*/\1/p" "$STEP_OUT" | tail -n 1)
+  al=$(sed -n 's/^bench: peak allocated \([0-9.]*\) GiB.*/\1/p' "$STEP_OUT" | tail -n 1)
+  [ -n "$al" ] && sh=$al # rn50's own allocations: what torch.cuda.max_memory_allocated counts
   cr=$(sed -n 's/^bench: model_create \([0-9.]*\) s.*/\1/p' "$STEP_OUT" | tail -n 1)
   IMG[$label]=$tr INF[$label]=$inf PEAK[$label]=$pk SHARE[$label]=$sh CREATE[$label]=$cr
   [ -z "$tr" ] && FAILED=1
@@ -329,8 +331,8 @@ num2() { [ -n "$1" ] && printf '%.2f' "$1" || printf -- '-'; }
     printf '%-18s %7s %7s  %-9s %5s\n' "$t" "$p" "$f" "$st" "$s"
   done
   echo
-  echo "train step, resnet50, batch 256, 224 px, random data on the device (img/s); peak GiB: rn50 = device"
-  echo "memory beyond the CUDA context and library handles, torch = torch.cuda.max_memory_allocated"
+  echo "train step, resnet50, batch 256, 224 px, random data on the device (img/s); peak GiB: rn50 = peak of the"
+  echo "buffers it allocated (weights, activations, workspaces), torch = torch.cuda.max_memory_allocated"
   printf '%-12s %10s %9s %12s %11s %9s %9s\n' precision "rn50 img/s" "rn50 GiB" "torch img/s" "torch GiB" "img/s x" "GiB x"
   for p in "bf16|bf16|eager bf16" "bf16 cached|bf16 (cache)|eager bf16" "fp32 tf32|fp32 (tf32)|eager fp32" \
     "fp16|fp16|" "bf16|bf16/compile|compile bf16" "bf16 graph|bf16 graph|eager bf16" \

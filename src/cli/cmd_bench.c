@@ -152,6 +152,9 @@ int cmd_bench(int argc, char **argv) {
     printf("bench: model_create %.2f s (incl. cuDNN algorithm search), peak GPU memory %.2f GiB in use (%.2f GiB "
            "before any allocation: context, cuDNN / cuBLAS; rn50's share %.2f GiB)\n",
            t_create, peak / 1073741824.0, base / 1073741824.0, (peak - base) / 1073741824.0);
+    printf("bench: peak allocated %.2f GiB (buffers rn50 allocated: weights, activations, workspaces; the "
+           "counterpart of torch.cuda.max_memory_allocated)\n",
+           cuda_memory_allocated_peak(be) / 1073741824.0);
   } else {
     printf("bench: model_create %.2f s\n", t_create);
   }

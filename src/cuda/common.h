@@ -97,6 +97,12 @@ struct cuda_impl {
   /* memory: device bytes in use (cudaMemGetInfo) sampled after every
    * allocation; baseline = in use right after creation (context, handles) */
   size_t mem_baseline, mem_peak;
+  /* bytes rn50 itself allocated (cu_alloc, scratch buffers, workspaces):
+   * what torch.cuda.max_memory_allocated counts on PyTorch's side */
+  size_t alloc_live, alloc_peak;
+  int n_alloc;
+  void *alloc_ptr[1024];
+  size_t alloc_size[1024];
   int mem_report; /* RN50_CUDA_MEM=1: print the peak at destroy */
 
   /* nonfinite(): device flag and its pinned host copy */

@@ -73,6 +73,13 @@ extern "C" void cuda_backend_describe(backend *be, char *buf, size_t len) {
            (bl % 10000) / 100, bl % 100);
 }
 
+static void alloc_count(cuda_impl *ci, long long delta) {
+  ci->alloc_live = (size_t)((long long)ci->alloc_live + delta);
+  if (ci->alloc_live > ci->alloc_peak) ci->alloc_peak = ci->alloc_live;
+}
+
+extern "C" size_t cuda_memory_allocated_peak(backend *be) { return cuda_of(be)->alloc_peak; }
+
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what) {
   if (*buf && *size >= bytes) return *buf;
   cuda_impl *ci = cuda_of(be);
@@ -84,6 +91,7 @@ void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const ch
   if (*buf) {
     CUDA_CHECK(cudaStreamSynchronize(ci->stream));
     CUDA_CHECK(cudaFree(*buf));
+    alloc_count(ci, -(long long)*size);
     *buf = NULL;
     *size = 0;
   }
@@ -97,6 +105,7 @@ void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const ch
         cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
   *size = bytes;
+  alloc_count(ci, (long long)bytes);
   cuda_mem_sample(be);
   return *buf;
 }
@@ -127,11 +136,25 @@ static void *cu_alloc(backend *be, size_t bytes, const char *what) {
     die("CUDA: cannot allocate %zu bytes of device memory for %s: %s (%zu of %zu MiB free)", bytes,
         what ? what : "?", cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
+  cuda_impl *ci = cuda_of(be);
+  if (ci->n_alloc < 1024) {
+    ci->alloc_ptr[ci->n_alloc] = p;
+    ci->alloc_size[ci->n_alloc++] = bytes;
+  }
+  alloc_count(ci, (long long)bytes);
   cuda_mem_sample(be);
   return p;
 }
 
 static void cu_free(backend *be, void *p) {
+  cuda_impl *ci = cuda_of(be);
+  for (int i = 0; p && i < ci->n_alloc; i++)
+    if (ci->alloc_ptr[i] == p) {
+      alloc_count(ci, -(long long)ci->alloc_size[i]);
+      ci->alloc_ptr[i] = ci->alloc_ptr[--ci->n_alloc];
+      ci->alloc_size[i] = ci->alloc_size[ci->n_alloc];
+      break;
+    }
   if (p) CUDA_CHECK(cudaFree(p));
 }
 
@@ -282,6 +305,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
    * makes the step capturable in a CUDA graph later) */
   ci->cublas_ws_size = (size_t)32 << 20;
   TRY_CUDA(cudaMalloc(&ci->cublas_ws, ci->cublas_ws_size));
+  alloc_count(ci, (long long)ci->cublas_ws_size);
   bs = cublasSetStream(ci->cublas, ci->stream);
   if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(ci->cublas, ci->cublas_ws, ci->cublas_ws_size);
   /* fp32 GEMMs stay true fp32 unless the compute type asks for TF32 */
