@@ -42,6 +42,9 @@ FLAGS_STAMP := $(BUILD)/.flags
 FLAGS_NOW := $(CC) $(CFLAGS) CUDA=$(CUDA) $(NVFLAGS)
 $(shell mkdir -p $(BUILD); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) 2>/dev/null || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 $(OBJ) $(CU_OBJ) $(BUILD)/src/cli/main.o: $(FLAGS_STAMP)
+# nvcc writes no dependency files here: every CUDA object depends on every
+# header it may include
+$(CU_OBJ): $(wildcard src/cuda/*.h) src/backend.h $(wildcard src/core/*.h)
 
 all: rn50
 
