@@ -13,7 +13,11 @@ CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -g -fopenmp $(WARN) -MMD -MP
-LDLIBS  += $(BLAS_DIR)/libopenblas.a -lturbojpeg -ljpeg -lspng -lz -lm -lpthread -fopenmp
+# image libraries and the CUDA runtime; tools/gpu_bundle.sh links libjpeg and
+# the CUDA runtime statically (-l:libjpeg.a ...) for a machine without them
+IMG_LIBS ?= -lturbojpeg -ljpeg -lspng -lz
+CUDART_LIB ?= -lcudart
+LDLIBS  += $(BLAS_DIR)/libopenblas.a $(IMG_LIBS) -lm -lpthread -fopenmp
 
 SRC_C   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 OBJ     := $(SRC_C:%.c=$(BUILD)/%.o)
@@ -28,10 +32,19 @@ NVFLAGS ?= -O2 -std=c++17 -Xcompiler -fPIC,-Wall,-Wno-unused-parameter \
   -gencode=arch=compute_89,code=sm_89 -gencode=arch=compute_90,code=sm_90 \
   -gencode=arch=compute_90,code=compute_90
 CFLAGS  += -DRN50_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS  += -L$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lrt
+LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublasLt -lcublas $(CUDART_LIB) -lstdc++ -ldl -lrt
 else
 CU_OBJ  :=
 endif
+
+# objects are rebuilt when the flags change (CUDA=0 <-> CUDA=1, asan, ...)
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW := $(CC) $(CFLAGS) CUDA=$(CUDA) $(NVFLAGS)
+$(shell mkdir -p $(BUILD); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) 2>/dev/null || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+$(OBJ) $(CU_OBJ) $(BUILD)/src/cli/main.o: $(FLAGS_STAMP)
+# nvcc writes no dependency files here: every CUDA object depends on every
+# header it may include
+$(CU_OBJ): $(wildcard src/cuda/*.h) src/backend.h $(wildcard src/core/*.h)
 
 all: rn50
 

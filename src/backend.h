@@ -32,6 +32,59 @@ typedef struct {
 } conv_desc;
 
 typedef struct backend backend;
+
+/* ---- graph steps (src/model/graph.c; issue 6) ----
+ * A training step captured once as a graph and replayed: a replay runs the
+ * recorded ops with the arguments they had at capture, so what changes from
+ * step to step is read at run time from this block in backend memory. */
+typedef struct {
+  float lr;        /* SGD learning rate */
+  float loss_grad; /* d(loss)/d(logits) scale: loss scale / batch */
+  float sgd_grad;  /* gradient multiplier in SGD: 1 / loss scale */
+  int skip;        /* 1: the step's update is not applied (set by check; the
+                      host may set it beforehand to force a skip) */
+} step_scalars;
+
+/* Optional table (NULL where graphs are not supported, as on the CPU). */
+typedef struct {
+  /* Capture: the ops the calling thread issues between begin and end are
+   * recorded, not run; end returns them as one runnable graph (0), or -1
+   * with err when anything could not be captured (nothing ran, the backend
+   * stays usable). */
+  int (*begin)(backend *be, char *err, size_t errlen);
+  int (*end)(backend *be, void **graph, char *err, size_t errlen);
+  /* run a graph (asynchronously); 0, or -1 with err (nothing ran) */
+  int (*launch)(backend *be, void *graph, char *err, size_t errlen);
+  void (*destroy)(backend *be, void *graph);
+  /* changes whenever backend scratch memory that a graph may use is
+   * reallocated: graphs captured before are then stale */
+  uint64_t (*memory_version)(backend *be);
+  /* enqueue *dst = *src (dst backend memory; src host memory, reusable at once) */
+  void (*set_scalars)(backend *be, step_scalars *dst, const step_scalars *src);
+  /* xent with grad_scale = s->loss_grad */
+  void (*xent)(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
+               const int32_t *labels, float smoothing, const step_scalars *s);
+  /* s->skip = 1 if any of x[0,n) is NaN or infinite (no wait) */
+  void (*check)(backend *be, step_scalars *s, const float *x, size_t n);
+  /* sgd_step with lr = s->lr, grad_scale = s->sgd_grad; nothing if s->skip */
+  void (*sgd_step)(backend *be, float *w, float *buf, const float *g, void *w_work, size_t n, size_t n_decay,
+                   float momentum, float wd, float wd_rest, int nesterov, const step_scalars *s);
+  /* ema_update; nothing if s->skip */
+  void (*ema_update)(backend *be, float *ema, const float *w, size_t n, float decay, const step_scalars *s);
+  /* dst[0,n) = src[0,n) if s->skip */
+  void (*restore)(backend *be, float *dst, const float *src, size_t n, const step_scalars *s);
+  /* copy to pinned host memory (alloc_host) without waiting; valid after sync */
+  void (*to_host_async)(backend *be, void *dst, const void *src, size_t bytes);
+  /* optional (NULL: to_device): input uploads on a second queue, ordered by
+   * slot (0 or 1). upload copies host -> backend memory once the work
+   * enqueued before the slot's last upload_done has finished; upload_wait
+   * makes later work wait for the slot's uploads; upload_done marks the
+   * slot's data as consumed by the work enqueued so far. */
+  void (*upload)(backend *be, int slot, void *dst, const void *src, size_t bytes);
+  void (*upload_wait)(backend *be, int slot);
+  void (*upload_done)(backend *be, int slot);
+} backend_graph;
+
 struct backend {
   const char *name; /* "cpu", "cuda" */
   dtype act_dtype;
@@ -46,6 +99,7 @@ struct backend {
   void (*free_host)(backend *be, void *p);
   void (*to_device)(backend *be, void *dst, const void *src, size_t bytes);
   void (*to_host)(backend *be, void *dst, const void *src, size_t bytes); /* waits */
+  void (*copy)(backend *be, void *dst, const void *src, size_t bytes); /* within backend memory */
   void (*zero)(backend *be, void *p, size_t bytes);
   void (*sync)(backend *be);
   void (*destroy)(backend *be);
@@ -118,10 +172,20 @@ struct backend {
   int (*nonfinite)(backend *be, const float *g, size_t n);
   /* ema = decay*ema + (1-decay)*w over n floats */
   void (*ema_update)(backend *be, float *ema, const float *w, size_t n, float decay);
+
+  /* optional: graph steps (see backend_graph above); NULL if unsupported */
+  const backend_graph *graph;
+  void *graph_impl; /* state of an emulated graph table (cpu_graph_emulate) */
 };
 
 /* The CPU backend (always available). threads <= 0: all cores. */
 backend *cpu_backend_create(int threads);
+
+/* Tests: gives a CPU backend an emulated graph table (src/cpu/graph_emu.c):
+ * captures record the op calls with their arguments and launches replay
+ * them, as a GPU graph does, so that the graph step runs without a GPU.
+ * fail_capture 1: every capture fails (tests the fallback). */
+void cpu_graph_emulate(backend *be, int fail_capture);
 
 /* The CUDA backend, when built with CUDA=1: returns NULL and fills err when
  * no usable GPU is present. */

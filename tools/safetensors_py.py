@@ -18,6 +18,25 @@ CLI (used by tests/io_safetensors_py.sh):
                          data section
   load-resnet18 FILE     torchvision resnet18().load_state_dict(strict=True)
                          accepts FILE and equals the fixture's weights
+
+Used by tests/model_cli.sh:
+  torchvision-save ARCH FILE [CLASSES]
+                         torchvision ARCH's state_dict after one training
+                         forward (non-trivial running stats and counters)
+  torchvision-load ARCH FILE [CLASSES]
+                         torchvision ARCH().load_state_dict(strict=True)
+                         accepts FILE (rn50's), its tensors in state_dict
+                         order with state_dict's dtypes and shapes, values
+                         unchanged by the load
+  variants FILE DIR      from a valid state_dict FILE, broken copies in DIR:
+                         missing (a tensor removed), extra (one added),
+                         misshapen (a conv weight transposed), float_count
+                         (a num_batches_tracked as F32), int_weight (fc.bias
+                         as I64), nan (a NaN in a conv weight), shallow
+                         (the last block removed: no ResNet depth matches),
+                         not_resnet (no fc.weight), plus ok (the tensors
+                         unchanged, without rn50's metadata)
+Commands can be chained with "+" to pay for one Python start-up.
 """
 import json
 import os
@@ -213,7 +232,88 @@ def cmd_load_resnet18(path, ref):
     return 1 if bad else 0
 
 
+def _model(arch, classes):
+    import torchvision
+    return getattr(torchvision.models, arch)(num_classes=classes)
+
+
+def cmd_torchvision_save(arch, path, classes):
+    torch.manual_seed(0)
+    m = _model(arch, classes)
+    with torch.no_grad():
+        m.train()(torch.randn(2, 3, 32, 32))
+    save(path, m.state_dict(), {"format": "pt"})
+    print(f"torchvision {arch} ({classes} classes) state_dict written to {path}")
+    return 0
+
+
+def cmd_torchvision_load(arch, path, classes):
+    raw, _, _ = load_raw(path)
+    sd, _ = load(path)
+    m = _model(arch, classes)
+    ref = m.state_dict()
+    bad = []
+    if list(raw) != list(ref):
+        bad.append("tensor order differs from state_dict(): first difference at "
+                   + str(next((i, a, b) for i, (a, b) in enumerate(zip(list(raw) + [None] * len(ref), ref)) if a != b)))
+    for k, v in ref.items():
+        if k in sd and (sd[k].dtype != v.dtype or sd[k].shape != v.shape):
+            bad.append(f"{k}: {sd[k].dtype}{list(sd[k].shape)}, state_dict has {v.dtype}{list(v.shape)}")
+    try:
+        m.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        bad.append(f"load_state_dict(strict=True) refused: {e}")
+    got = m.state_dict()
+    bad += [f"{k} changed by the load" for k in sd if k in got and not bits_equal(got[k], sd[k])][:5]
+    for b in bad:
+        print("MISMATCH", b)
+    print(f"torchvision {arch}().load_state_dict(strict=True) of {path}:", "ok" if not bad else "FAILED",
+          f"({len(sd)} tensors)")
+    return 1 if bad else 0
+
+
+def cmd_variants(path, d):
+    os.makedirs(d, exist_ok=True)
+    sd, _ = load(path)
+    conv = next(k for k, v in sd.items() if v.dim() == 4 and v.shape[0] != v.shape[1])
+    count = next(k for k in sd if k.endswith("num_batches_tracked"))
+    running = [k for k in sd if k.endswith("running_var")][len(sd) // 50]
+    out = {"ok": dict(sd)}
+    out["missing"] = {k: v for k, v in sd.items() if k != running}
+    out["extra"] = dict(sd, **{"layer5.0.conv1.weight": torch.zeros(8, 8, 3, 3)})
+    out["misshapen"] = dict(sd, **{conv: sd[conv].transpose(0, 1).contiguous()})
+    out["float_count"] = dict(sd, **{count: sd[count].float()})
+    out["int_weight"] = dict(sd, **{"fc.bias": sd["fc.bias"].long()})
+    nan = sd[conv].clone()
+    nan.view(-1)[7] = float("nan")
+    out["nan"] = dict(sd, **{conv: nan})
+    out["shallow"] = {k: v for k, v in sd.items() if not k.startswith("layer4.1.")}
+    out["not_resnet"] = {"encoder.weight": torch.ones(4, 4), "encoder.bias": torch.zeros(4)}
+    for name, t in out.items():
+        save(os.path.join(d, name + ".safetensors"), t, {"format": "pt"})
+    # the tensor each variant breaks, for the test's message checks
+    with open(os.path.join(d, "tensors.txt"), "w") as f:
+        f.write(f"missing {running}\nextra layer5.0.conv1.weight\nmisshapen {conv}\nfloat_count {count}\n"
+                f"int_weight fc.bias\nnan {conv}\n")
+    print(f"variants of {path} written to {d}")
+    return 0
+
+
 def main(argv):
+    if "+" in argv:  # chained commands
+        rc, cmd = 0, []
+        for a in argv + ["+"]:
+            if a == "+":
+                rc = max(rc, main(cmd))
+                cmd = []
+            else:
+                cmd.append(a)
+        return rc
+    if len(argv) in (3, 4) and argv[0] in ("torchvision-save", "torchvision-load"):
+        f = cmd_torchvision_save if argv[0] == "torchvision-save" else cmd_torchvision_load
+        return f(argv[1], argv[2], int(argv[3]) if len(argv) == 4 else 1000)
+    if len(argv) == 3 and argv[0] == "variants":
+        return cmd_variants(argv[1], argv[2])
     if len(argv) >= 2 and argv[0] == "fixture":
         cmd_fixture(argv[1])
         return 0

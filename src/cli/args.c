@@ -27,29 +27,33 @@ void args_fail(args *a, const char *fmt, ...) {
   exit(2);
 }
 
-/* Finds --name; returns index of the option or -1. *val gets the value
- * (inline after '=' or the next argv entry) or NULL. */
+/* Finds --name; the last occurrence wins (all are consumed). Returns the
+ * index of the option or -1. *val gets the value (inline after '=' or the
+ * next argv entry) or NULL. */
 static int find(args *a, const char *name, const char **val, int want_value) {
   size_t n = strlen(name);
+  int found = -1;
   for (int i = 0; i < a->argc; i++) {
     const char *s = a->argv[i];
-    if (s[0] != '-' || s[1] != '-' || strncmp(s + 2, name, n)) continue;
+    if (a->used[i] == 2 || s[0] != '-' || s[1] != '-' || strncmp(s + 2, name, n)) continue;
     if (s[2 + n] == '=') {
       *val = s + 3 + n;
       a->used[i] = 1;
-      return i;
+      found = i;
+      continue;
     }
     if (s[2 + n] != 0) continue;
     a->used[i] = 1;
     *val = NULL;
+    found = i;
     if (want_value) {
       if (i + 1 >= a->argc) args_fail(a, "option --%s needs a value", name);
       *val = a->argv[i + 1];
-      a->used[i + 1] = 1;
+      a->used[i + 1] = 2; /* a value, never an option name */
+      i++;
     }
-    return i;
   }
-  return -1;
+  return found;
 }
 
 const char *args_str(args *a, const char *name, const char *dflt) {

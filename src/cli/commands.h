@@ -13,8 +13,20 @@ typedef struct {
 
 int cmd_summary(int argc, char **argv);
 extern const char cmd_summary_usage[];
+int cmd_init(int argc, char **argv);
+extern const char cmd_init_usage[];
+int cmd_check(int argc, char **argv);
+extern const char cmd_check_usage[];
 int cmd_bench(int argc, char **argv);
 extern const char cmd_bench_usage[];
+int cmd_train(int argc, char **argv);
+extern const char cmd_train_usage[];
+int cmd_eval(int argc, char **argv);
+extern const char cmd_eval_usage[];
+int cmd_predict(int argc, char **argv);
+extern const char cmd_predict_usage[];
+int cmd_demo(int argc, char **argv);
+extern const char cmd_demo_usage[];
 int cmd_prepare(int argc, char **argv);
 extern const char cmd_prepare_usage[];
 int cmd_pack(int argc, char **argv);

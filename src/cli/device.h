@@ -16,6 +16,10 @@ typedef struct {
 } device_config;
 
 void device_config_from_args(args *a, device_config *dc);
+/* The same from strings ("cpu", "cuda", "cuda:1"; "bf16"/"fp16"/"fp32" or
+ * "" for the device's default). 0, or -1 with err. */
+int device_config_parse(device_config *dc, const char *device, const char *precision, int tf32, int threads,
+                        char *err, size_t errlen);
 /* Open the backend; exits with a clear message if it is not available. */
 backend *device_open(device_config *dc);
 

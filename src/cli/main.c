@@ -3,15 +3,28 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "../train/config.h"
 #include "commands.h"
 
 static const command commands[] = {
+    {"demo", cmd_demo, "a complete small training run on the CPU (synthetic data)", cmd_demo_usage},
+    {"train", cmd_train, "train (or continue training) on ImageNet", cmd_train_usage},
+    {"eval", cmd_eval, "loss, top-1 and top-5 of a weights file on a val split", cmd_eval_usage},
+    {"predict", cmd_predict, "top-5 classes of images", cmd_predict_usage},
     {"summary", cmd_summary, "print the model's layer table (torchsummary format)", cmd_summary_usage},
+    {"init", cmd_init, "write freshly initialised weights (torchvision safetensors)", cmd_init_usage},
+    {"check", cmd_check, "validate a weights file and summarise it", cmd_check_usage},
     {"bench", cmd_bench, "measure training and inference throughput", cmd_bench_usage},
     {"prepare", cmd_prepare, "check an ImageNet tree and index it for fast starts", cmd_prepare_usage},
     {"pack", cmd_pack, "write a dataset into tar shards with bounded image sizes", cmd_pack_usage},
     {"synth", cmd_synth, "write a synthetic ImageNet-like dataset", cmd_synth_usage},
 };
+
+static void print_usage(const command *c) {
+  if (c->run == cmd_train) printf(c->usage, config_recipes_help);
+  else fputs(c->usage, stdout);
+  if (c->run == cmd_bench) fputs(cmd_bench_loader_usage, stdout);
+}
 
 static void print_help(FILE *f) {
   fprintf(f, "rn50 %s: trains ResNet-50 (and the torchvision ResNet family) on ImageNet.\n\n", RN50_VERSION);
@@ -30,8 +43,7 @@ int main(int argc, char **argv) {
     if (argc > 2)
       for (size_t i = 0; i < ARRAY_LEN(commands); i++)
         if (!strcmp(argv[2], commands[i].name)) {
-          fputs(commands[i].usage, stdout);
-          if (commands[i].run == cmd_bench) fputs(cmd_bench_loader_usage, stdout);
+          print_usage(&commands[i]);
           return 0;
         }
     print_help(stdout);
@@ -45,7 +57,7 @@ int main(int argc, char **argv) {
     if (!strcmp(name, commands[i].name)) {
       for (int k = 2; k < argc; k++)
         if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
-          fputs(commands[i].usage, stdout);
+          print_usage(&commands[i]);
           return 0;
         }
       return commands[i].run(argc - 2, argv + 2);

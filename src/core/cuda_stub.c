@@ -34,6 +34,14 @@ void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *baseline) {
   if (peak_in_use) *peak_in_use = 0;
   if (baseline) *baseline = 0;
 }
+size_t cuda_memory_allocated_peak(backend *be) {
+  (void)be;
+  return 0;
+}
+void cuda_backend_describe(backend *be, char *buf, size_t len) {
+  (void)be;
+  if (buf && len) snprintf(buf, len, "no CUDA in this build");
+}
 #else
 typedef int rn50_cuda_stub_unused; /* ISO C wants a non-empty file */
 #endif

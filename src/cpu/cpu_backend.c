@@ -33,6 +33,7 @@ backend *cpu_backend_create(int threads) {
   be->free_host = cpu_free;
   be->to_device = cpu_copy;
   be->to_host = cpu_copy;
+  be->copy = cpu_copy;
   be->zero = cpu_zero;
   be->sync = cpu_sync;
   be->destroy = cpu_destroy;

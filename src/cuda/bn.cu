@@ -319,6 +319,7 @@ static void bn_train_impl(backend *be, int m, int c, T *y, const T *x, const T *
   cudaStream_t st = cuda_of(be)->stream;
   bn_tile ts = bn_make_tile(be, m, c, V, bn_target(be, 4));
   float *part_s = bn_scratch(be, c, ts.gy);
+  if (!part_s) return; /* a capture that cannot grow the scratch: it fails */
   float *part_q = part_s + (size_t)ts.gy * c;
   float *coef = part_q + (size_t)ts.gy * c;
   bn_stats_kernel<T, V><<<dim3(ts.gx, ts.gy), BN_THREADS, 0, st>>>(x, m, c, ts, part_s, part_q);
@@ -375,6 +376,7 @@ void cuda_bn_fwd_eval(backend *be, int m, int c, void *y, const void *x, const v
                       const float *beta, const float *run_mean, const float *run_var, float eps) {
   if (m <= 0 || c <= 0) return;
   float *coef = bn_scratch(be, c, 0);
+  if (!coef) return;
   bn_finalize_eval_kernel<<<(c + 127) / 128, 128, 0, cuda_of(be)->stream>>>(c, gamma, beta, run_mean, run_var, eps,
                                                                              coef);
   LAUNCH_CHECK(be, "bn_finalize_eval_kernel");
@@ -388,6 +390,7 @@ static void bn_bwd_impl(backend *be, int m, int c, T *dx, T *dr, float *dgamma, 
   cudaStream_t st = cuda_of(be)->stream;
   bn_tile ts = bn_make_tile(be, m, c, V, bn_target(be, 4));
   float *part_s = bn_scratch(be, c, ts.gy);
+  if (!part_s) return; /* a capture that cannot grow the scratch: it fails */
   float *part_q = part_s + (size_t)ts.gy * c;
   float *coef = part_q + (size_t)ts.gy * c;
   bn_bwd_stats_kernel<T, V><<<dim3(ts.gx, ts.gy), BN_THREADS, 0, st>>>(dy, y, x, save_mean, save_invstd, relu, m, c,

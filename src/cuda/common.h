@@ -18,24 +18,34 @@ extern "C" {
 #include "../core/util.h"
 }
 
-/* ---- checked calls: any failure is fatal and names its call and place ---- */
-#define CUDA_CHECK(call)                                                                          \
-  do {                                                                                            \
-    cudaError_t e_ = (call);                                                                      \
-    if (e_ != cudaSuccess) die("CUDA error: %s failed at %s:%d: %s", #call, __FILE__, __LINE__, \
-                               cudaGetErrorString(e_));                                           \
-  } while (0)
-#define CUDNN_CHECK(call)                                                                          \
-  do {                                                                                             \
-    cudnnStatus_t s_ = (call);                                                                     \
-    if (s_ != CUDNN_STATUS_SUCCESS) die("cuDNN error: %s failed at %s:%d: %s", #call, __FILE__, \
-                                        __LINE__, cudnnGetErrorString(s_));                        \
-  } while (0)
-#define CUBLAS_CHECK(call)                                                                          \
+/* While this thread captures a graph (graph.cu), a failing call does not
+ * end the program: it becomes the capture's failure (the first one is
+ * kept), the capture fails and the caller runs the step eagerly. Returns 1
+ * if it recorded the failure, 0 if no capture is running. */
+int cuda_capture_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- checked calls: any failure is fatal and names its call and place
+ * (during a capture: the capture fails instead) ---- */
+#define CUDA_CHECK(call)                                                                            \
   do {                                                                                              \
-    cublasStatus_t s_ = (call);                                                                     \
-    if (s_ != CUBLAS_STATUS_SUCCESS) die("cuBLAS error: %s failed at %s:%d: %s", #call, __FILE__, \
-                                         __LINE__, cublasGetStatusString(s_));                      \
+    cudaError_t e_ = (call);                                                                        \
+    if (e_ != cudaSuccess && !cuda_capture_note("%s failed at %s:%d: %s", #call, __FILE__, __LINE__, \
+                                                cudaGetErrorString(e_)))                            \
+      die("CUDA error: %s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudaGetErrorString(e_));   \
+  } while (0)
+#define CUDNN_CHECK(call)                                                                                 \
+  do {                                                                                                    \
+    cudnnStatus_t s_ = (call);                                                                            \
+    if (s_ != CUDNN_STATUS_SUCCESS && !cuda_capture_note("%s failed at %s:%d: %s", #call, __FILE__, __LINE__, \
+                                                         cudnnGetErrorString(s_)))                        \
+      die("cuDNN error: %s failed at %s:%d: %s", #call, __FILE__, __LINE__, cudnnGetErrorString(s_));       \
+  } while (0)
+#define CUBLAS_CHECK(call)                                                                                  \
+  do {                                                                                                      \
+    cublasStatus_t s_ = (call);                                                                             \
+    if (s_ != CUBLAS_STATUS_SUCCESS && !cuda_capture_note("%s failed at %s:%d: %s", #call, __FILE__, __LINE__, \
+                                                          cublasGetStatusString(s_)))                       \
+      die("cuBLAS error: %s failed at %s:%d: %s", #call, __FILE__, __LINE__, cublasGetStatusString(s_));      \
   } while (0)
 /* After every kernel launch: launch errors now; with RN50_CUDA_SYNC=1 also
  * wait for the stream so that an asynchronous fault names its kernel. */
@@ -87,11 +97,24 @@ struct cuda_impl {
   /* memory: device bytes in use (cudaMemGetInfo) sampled after every
    * allocation; baseline = in use right after creation (context, handles) */
   size_t mem_baseline, mem_peak;
+  /* bytes rn50 itself allocated (cu_alloc, scratch buffers, workspaces):
+   * what torch.cuda.max_memory_allocated counts on PyTorch's side */
+  size_t alloc_live, alloc_peak;
+  int n_alloc;
+  void *alloc_ptr[1024];
+  size_t alloc_size[1024];
   int mem_report; /* RN50_CUDA_MEM=1: print the peak at destroy */
 
   /* nonfinite(): device flag and its pinned host copy */
   int *flag_dev;
   int *flag_host;
+
+  /* graph steps (graph.cu) */
+  int capturing;          /* the stream is being captured by this backend's thread */
+  char capture_err[320];  /* first failure during the capture */
+  uint64_t mem_version;   /* bumped whenever a scratch buffer is (re)allocated */
+  cudaStream_t upload;    /* input uploads (created at first use) */
+  cudaEvent_t up_ready[2], up_free[2];
 };
 
 static inline cuda_impl *cuda_of(backend *be) { return (cuda_impl *)be->impl; }
@@ -101,10 +124,15 @@ void cuda_after_library(backend *be, const char *what, const char *file, int lin
 /* Sample device memory in use after an allocation (for the peak). */
 void cuda_mem_sample(backend *be);
 /* Grow a device scratch buffer to at least bytes (waits for the stream
- * before freeing the old one). Returns *buf. */
+ * before freeing the old one). Returns *buf. During a capture it cannot
+ * allocate: if the buffer is too small it returns NULL (and the capture
+ * fails); the caller then enqueues nothing. */
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what);
 /* Blocks for a grid-stride elementwise kernel over n items. */
 int cuda_grid_blocks(backend *be, size_t n, int threads);
+/* graph.cu: the graph table, and its teardown (upload stream, events) */
+extern const backend_graph cuda_graph_table;
+void cuda_graph_teardown(backend *be);
 
 /* ---- dtypes ---- */
 static inline size_t dtype_size(dtype t) { return t == DTYPE_F32 ? 4 : 2; }

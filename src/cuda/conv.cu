@@ -135,7 +135,7 @@ template <typename T> static void conv_fill_launch(backend *be, void *p, size_t 
 
 static void release_find_scratch(backend *be) {
   cuda_impl *ci = cuda_of(be);
-  if (!ci->find_buf) return;
+  if (!ci->find_buf || ci->capturing) return; /* (freeing waits: not in a capture) */
   CUDA_CHECK(cudaStreamSynchronize(ci->stream));
   CUDA_CHECK(cudaFree(ci->find_buf));
   ci->find_buf = NULL;
@@ -290,6 +290,10 @@ static conv_entry *conv_plan(backend *be, const conv_desc *d) {
   if (e) return e;
   char desc[160];
   describe(&k, desc, sizeof desc);
+  if (ci->capturing) { /* the search allocates and waits: not in a graph */
+    cuda_capture_note("conv %s has no plan yet (the search cannot run in a capture)", desc);
+    return NULL;
+  }
   if (k.n < 1 || k.h < 1 || k.w < 1 || k.c < 1 || k.k < 1 || k.kh < 1 || k.kw < 1 || k.stride < 1 || k.pad < 0)
     die("conv: bad shape %s", desc);
   if (ci->n_convs == ci->cap_convs) {
@@ -349,13 +353,17 @@ static conv_entry *conv_plan(backend *be, const conv_desc *d) {
 
 void cuda_conv_prepare(backend *be, const conv_desc *d) { conv_plan(be, d); }
 
-/* The plan for d, its workspace ready; the search scratch goes away. */
+void cuda_conv_release_search(backend *be) { release_find_scratch(be); }
+
+/* The plan for d, its workspace ready; the search scratch goes away. NULL
+ * only during a capture that cannot have them (the capture fails). */
 static conv_entry *conv_ready(backend *be, const conv_desc *d, int dir, void **ws, size_t *ws_size) {
   cuda_impl *ci = cuda_of(be);
   conv_entry *e = conv_plan(be, d);
+  if (!e) return NULL;
   release_find_scratch(be);
   if (e->ws[dir] > 0) {
-    cuda_scratch(be, &ci->ws, &ci->ws_size, e->ws[dir], "cuDNN workspace");
+    if (!cuda_scratch(be, &ci->ws, &ci->ws_size, e->ws[dir], "cuDNN workspace")) return NULL;
     *ws = ci->ws;
     *ws_size = ci->ws_size;
   } else {
@@ -369,6 +377,7 @@ void cuda_conv_fwd(backend *be, const conv_desc *d, void *y, const void *x, cons
   void *ws;
   size_t wss;
   conv_entry *e = conv_ready(be, d, DIR_FWD, &ws, &wss);
+  if (!e) return;
   float alpha = 1.0f, beta = 0.0f;
   CUDNN_CHECK(cudnnConvolutionForward(cuda_of(be)->cudnn, &alpha, e->xd, x, e->wd, w, e->cd[DIR_FWD],
                                       (cudnnConvolutionFwdAlgo_t)e->ch.algo[DIR_FWD], ws, wss, &beta, e->yd, y));
@@ -379,6 +388,7 @@ void cuda_conv_bwd_data(backend *be, const conv_desc *d, void *dx, const void *d
   void *ws;
   size_t wss;
   conv_entry *e = conv_ready(be, d, DIR_BWD_DATA, &ws, &wss);
+  if (!e) return;
   float alpha = 1.0f, beta = acc_dx ? 1.0f : 0.0f;
   CUDNN_CHECK(cudnnConvolutionBackwardData(cuda_of(be)->cudnn, &alpha, e->wd, w, e->yd, dy, e->cd[DIR_BWD_DATA],
                                            (cudnnConvolutionBwdDataAlgo_t)e->ch.algo[DIR_BWD_DATA], ws, wss, &beta,
@@ -401,6 +411,7 @@ void cuda_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void
   void *ws;
   size_t wss;
   conv_entry *e = conv_ready(be, d, DIR_BWD_FILTER, &ws, &wss);
+  if (!e) return;
   size_t nw = (size_t)d->k * d->kh * d->kw * d->c;
   float alpha = 1.0f;
   if (be->act_dtype == DTYPE_F32) {
@@ -412,6 +423,7 @@ void cuda_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void
     return;
   }
   void *tmp = cuda_scratch(be, &ci->wgrad_buf, &ci->wgrad_size, nw * be->act_size, "conv weight gradient");
+  if (!tmp) return;
   float beta = 0.0f;
   CUDNN_CHECK(cudnnConvolutionBackwardFilter(ci->cudnn, &alpha, e->xd, x, e->yd, dy, e->cd[DIR_BWD_FILTER],
                                              (cudnnConvolutionBwdFilterAlgo_t)e->ch.algo[DIR_BWD_FILTER], ws, wss,

@@ -10,5 +10,7 @@ void cuda_conv_bwd_data(backend *be, const conv_desc *d, void *dx, const void *d
 void cuda_conv_bwd_filter(backend *be, const conv_desc *d, float *dw, const void *dy, const void *x);
 void cuda_conv_prepare(backend *be, const conv_desc *d);
 void cuda_conv_destroy(backend *be);
+/* frees the algorithm search's scratch if it is still held (before a capture) */
+void cuda_conv_release_search(backend *be);
 
 #endif

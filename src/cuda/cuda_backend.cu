@@ -24,9 +24,11 @@
 
 void cuda_after_launch(backend *be, const char *what, const char *file, int line) {
   cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) die("CUDA error: launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e));
+  if (e != cudaSuccess &&
+      !cuda_capture_note("launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e)))
+    die("CUDA error: launch of %s failed at %s:%d: %s", what, file, line, cudaGetErrorString(e));
   cuda_impl *ci = cuda_of(be);
-  if (ci->debug_sync) {
+  if (ci->debug_sync && !ci->capturing) {
     e = cudaStreamSynchronize(ci->stream);
     if (e != cudaSuccess) die("CUDA error: kernel %s (launched at %s:%d) failed: %s", what, file, line,
                               cudaGetErrorString(e));
@@ -36,7 +38,7 @@ void cuda_after_launch(backend *be, const char *what, const char *file, int line
 void cuda_after_library(backend *be, const char *what, const char *file, int line) {
   (void)cudaGetLastError();
   cuda_impl *ci = cuda_of(be);
-  if (ci->debug_sync) {
+  if (ci->debug_sync && !ci->capturing) {
     cudaError_t e = cudaStreamSynchronize(ci->stream);
     if (e != cudaSuccess) die("CUDA error: %s (called at %s:%d) failed: %s", what, file, line, cudaGetErrorString(e));
   }
@@ -55,12 +57,41 @@ extern "C" void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *base
   if (baseline) *baseline = ci->mem_baseline;
 }
 
+extern "C" void cuda_backend_describe(backend *be, char *buf, size_t len) {
+  cuda_impl *ci = cuda_of(be);
+  int drv = 0, rt = 0, bl = 0;
+  size_t fr = 0, tot = 0;
+  cudaDriverGetVersion(&drv);
+  cudaRuntimeGetVersion(&rt);
+  cudaMemGetInfo(&fr, &tot);
+  if (cublasGetVersion(ci->cublas, &bl) != CUBLAS_STATUS_SUCCESS) bl = 0;
+  size_t dn = cudnnGetVersion();
+  (void)cudaGetLastError();
+  snprintf(buf, len, "%s, cc %d.%d, %d SMs, %.1f GiB; driver %d.%d, runtime %d.%d, cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d",
+           ci->device_name, ci->cc_major, ci->cc_minor, ci->sm_count, tot / 1073741824.0, drv / 1000,
+           (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10, dn / 10000, (dn % 10000) / 100, dn % 100, bl / 10000,
+           (bl % 10000) / 100, bl % 100);
+}
+
+static void alloc_count(cuda_impl *ci, long long delta) {
+  ci->alloc_live = (size_t)((long long)ci->alloc_live + delta);
+  if (ci->alloc_live > ci->alloc_peak) ci->alloc_peak = ci->alloc_live;
+}
+
+extern "C" size_t cuda_memory_allocated_peak(backend *be) { return cuda_of(be)->alloc_peak; }
+
 void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const char *what) {
   if (*buf && *size >= bytes) return *buf;
   cuda_impl *ci = cuda_of(be);
+  if (ci->capturing) { /* no allocation in a graph: the capture fails */
+    cuda_capture_note("scratch for %s would grow from %zu to %zu bytes during the capture", what, *size, bytes);
+    return NULL;
+  }
+  ci->mem_version++; /* graphs that use the old buffer are stale */
   if (*buf) {
     CUDA_CHECK(cudaStreamSynchronize(ci->stream));
     CUDA_CHECK(cudaFree(*buf));
+    alloc_count(ci, -(long long)*size);
     *buf = NULL;
     *size = 0;
   }
@@ -74,6 +105,7 @@ void *cuda_scratch(backend *be, void **buf, size_t *size, size_t bytes, const ch
         cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
   *size = bytes;
+  alloc_count(ci, (long long)bytes);
   cuda_mem_sample(be);
   return *buf;
 }
@@ -88,7 +120,10 @@ int cuda_grid_blocks(backend *be, size_t n, int threads) {
 /* ---- memory ---- */
 /* The calls a loader thread may make set the device first: the current
  * device is per host thread. */
-static void cu_set_device(backend *be) { CUDA_CHECK(cudaSetDevice(cuda_of(be)->device)); }
+static void cu_set_device(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  if (!ci->capturing) CUDA_CHECK(cudaSetDevice(ci->device)); /* (a capture's thread has it set already) */
+}
 
 static void *cu_alloc(backend *be, size_t bytes, const char *what) {
   void *p = NULL;
@@ -101,11 +136,25 @@ static void *cu_alloc(backend *be, size_t bytes, const char *what) {
     die("CUDA: cannot allocate %zu bytes of device memory for %s: %s (%zu of %zu MiB free)", bytes,
         what ? what : "?", cudaGetErrorString(e), fr >> 20, tot >> 20);
   }
+  cuda_impl *ci = cuda_of(be);
+  if (ci->n_alloc < 1024) {
+    ci->alloc_ptr[ci->n_alloc] = p;
+    ci->alloc_size[ci->n_alloc++] = bytes;
+  }
+  alloc_count(ci, (long long)bytes);
   cuda_mem_sample(be);
   return p;
 }
 
 static void cu_free(backend *be, void *p) {
+  cuda_impl *ci = cuda_of(be);
+  for (int i = 0; p && i < ci->n_alloc; i++)
+    if (ci->alloc_ptr[i] == p) {
+      alloc_count(ci, -(long long)ci->alloc_size[i]);
+      ci->alloc_ptr[i] = ci->alloc_ptr[--ci->n_alloc];
+      ci->alloc_size[i] = ci->alloc_size[ci->n_alloc];
+      break;
+    }
   if (p) CUDA_CHECK(cudaFree(p));
 }
 
@@ -140,7 +189,11 @@ static void cu_zero(backend *be, void *p, size_t bytes) {
   if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_of(be)->stream));
 }
 
-static void cu_sync(backend *be) { CUDA_CHECK(cudaStreamSynchronize(cuda_of(be)->stream)); }
+static void cu_sync(backend *be) {
+  cuda_impl *ci = cuda_of(be);
+  CUDA_CHECK(cudaStreamSynchronize(ci->stream));
+  if (ci->upload) CUDA_CHECK(cudaStreamSynchronize(ci->upload));
+}
 
 static void cu_destroy(backend *be) {
   if (!be) return;
@@ -154,6 +207,7 @@ static void cu_destroy(backend *be) {
               ci->mem_peak / 1048576.0, ci->mem_baseline / 1048576.0,
               (ci->mem_peak - ci->mem_baseline) / 1048576.0);
     }
+    cuda_graph_teardown(be);
     cuda_conv_destroy(be);
     if (ci->bn_buf) CUDA_CHECK(cudaFree(ci->bn_buf));
     if (ci->fc_buf) CUDA_CHECK(cudaFree(ci->fc_buf));
@@ -251,6 +305,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
    * makes the step capturable in a CUDA graph later) */
   ci->cublas_ws_size = (size_t)32 << 20;
   TRY_CUDA(cudaMalloc(&ci->cublas_ws, ci->cublas_ws_size));
+  alloc_count(ci, (long long)ci->cublas_ws_size);
   bs = cublasSetStream(ci->cublas, ci->stream);
   if (bs == CUBLAS_STATUS_SUCCESS) bs = cublasSetWorkspace(ci->cublas, ci->cublas_ws, ci->cublas_ws_size);
   /* fp32 GEMMs stay true fp32 unless the compute type asks for TF32 */
@@ -279,6 +334,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   be->free_host = cu_free_host;
   be->to_device = cu_to_device;
   be->to_host = cu_to_host;
+  be->copy = cu_to_device; /* cudaMemcpyDefault: device to device too */
   be->zero = cu_zero;
   be->sync = cu_sync;
   be->destroy = cu_destroy;
@@ -301,6 +357,7 @@ extern "C" backend *cuda_backend_create(dtype act_dtype, int allow_tf32, int dev
   be->sgd_step = cuda_sgd_step;
   be->nonfinite = cuda_nonfinite;
   be->ema_update = cuda_ema_update;
+  be->graph = &cuda_graph_table;
   (void)cudaGetLastError(); /* nothing left over from the libraries' setup */
   return be;
 

@@ -27,6 +27,15 @@ int cuda_conv_cache_load(backend *be, const char *path);
  * backend was created (CUDA context, library handles). peak - baseline is
  * comparable to torch.cuda.max_memory_allocated. */
 void cuda_memory_stats(backend *be, size_t *peak_in_use, size_t *baseline);
+/* Peak of the bytes rn50 itself holds in cudaMalloc'ed buffers (weights,
+ * activations, workspaces, scratch): the counterpart of PyTorch's
+ * torch.cuda.max_memory_allocated. */
+size_t cuda_memory_allocated_peak(backend *be);
+
+/* One line naming the GPU and the library versions found at run time, e.g.
+ * "NVIDIA H100 80GB HBM3, cc 9.0, 132 SMs, 79.1 GiB; driver 13.0, runtime
+ * 13.0, cuDNN 9.19.0, cuBLAS 13.0.0" (for logs: which libraries a run used). */
+void cuda_backend_describe(backend *be, char *buf, size_t len);
 
 #ifdef __cplusplus
 }

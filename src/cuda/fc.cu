@@ -69,6 +69,7 @@ void cuda_fc_bwd(backend *be, int n, int cin, int cout, void *dx, float *dw, flo
   if (be->act_dtype != DTYPE_F32) {
     size_t elems = (size_t)n * cout;
     void *tmp = cuda_scratch(be, &ci->fc_buf, &ci->fc_size, elems * be->act_size, "fc gradient in act dtype");
+    if (!tmp) return; /* a capture that cannot grow the scratch: it fails */
     DISPATCH_ACT(be->act_dtype, fc_cast_launch, be, tmp, dy, elems);
     dy_act = tmp;
   }

@@ -27,8 +27,10 @@ template <bool MAX> __device__ float block_reduce(float v, float *sh) {
 
 __global__ void __launch_bounds__(XENT_THREADS)
     xent_kernel(float *__restrict__ loss, float *__restrict__ dlogits, const float *__restrict__ logits,
-                const int32_t *__restrict__ labels, int classes, float smoothing, float grad_scale) {
+                const int32_t *__restrict__ labels, int classes, float smoothing, float grad_scale,
+                const step_scalars *__restrict__ sc) {
   __shared__ float sh[XENT_THREADS / 32];
+  if (sc) grad_scale = sc->loss_grad; /* graph steps: read at run time */
   int row = blockIdx.x;
   const float *l = logits + (size_t)row * classes;
   float *dl = dlogits ? dlogits + (size_t)row * classes : NULL;
@@ -61,11 +63,21 @@ __global__ void __launch_bounds__(XENT_THREADS)
   }
 }
 
-void cuda_xent(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
-               const int32_t *labels, float smoothing, float grad_scale) {
+static void xent_launch(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
+                        const int32_t *labels, float smoothing, float grad_scale, const step_scalars *sc) {
   if (n <= 0) return;
   if (classes <= 0) die("xent: %d classes", classes);
   xent_kernel<<<n, XENT_THREADS, 0, cuda_of(be)->stream>>>(loss, dlogits, logits, labels, classes, smoothing,
-                                                            grad_scale);
+                                                            grad_scale, sc);
   LAUNCH_CHECK(be, "xent_kernel");
+}
+
+void cuda_xent(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
+               const int32_t *labels, float smoothing, float grad_scale) {
+  xent_launch(be, n, classes, loss, dlogits, logits, labels, smoothing, grad_scale, NULL);
+}
+
+void cuda_xent_s(backend *be, int n, int classes, float *loss, float *dlogits, const float *logits,
+                 const int32_t *labels, float smoothing, const step_scalars *s) {
+  xent_launch(be, n, classes, loss, dlogits, logits, labels, smoothing, 0.0f, s);
 }

@@ -25,10 +25,17 @@ struct sgd_args {
   int nesterov;
 };
 
-/* torch.optim.SGD with dampening 0; w_work may be NULL (no working copy) */
+/* torch.optim.SGD with dampening 0; w_work may be NULL (no working copy).
+ * sc (graph steps): lr and grad_scale read on the device, nothing done when
+ * the step is skipped. */
 template <typename T>
 __global__ void sgd_kernel(float *__restrict__ w, float *__restrict__ buf, const float *__restrict__ g,
-                           T *__restrict__ w_work, sgd_args a) {
+                           T *__restrict__ w_work, sgd_args a, const step_scalars *__restrict__ sc) {
+  if (sc) {
+    if (sc->skip) return;
+    a.lr = sc->lr;
+    a.grad_scale = sc->sgd_grad;
+  }
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < a.n; i += (size_t)gridDim.x * blockDim.x) {
     float wi = w[i];
     float gi = a.grad_scale * g[i] + (i < a.n_decay ? a.wd : a.wd_rest) * wi;
@@ -42,14 +49,16 @@ __global__ void sgd_kernel(float *__restrict__ w, float *__restrict__ buf, const
 }
 
 template <typename T>
-static void sgd_launch(backend *be, float *w, float *buf, const float *g, void *w_work, sgd_args a) {
+static void sgd_launch(backend *be, float *w, float *buf, const float *g, void *w_work, sgd_args a,
+                       const step_scalars *sc) {
   int blocks = cuda_grid_blocks(be, a.n, 256);
-  sgd_kernel<T><<<blocks, 256, 0, cuda_of(be)->stream>>>(w, buf, g, (T *)w_work, a);
+  sgd_kernel<T><<<blocks, 256, 0, cuda_of(be)->stream>>>(w, buf, g, (T *)w_work, a, sc);
   LAUNCH_CHECK(be, "sgd_kernel");
 }
 
-void cuda_sgd_step(backend *be, float *w, float *buf, const float *g, void *w_work, size_t n, size_t n_decay,
-                   float lr, float momentum, float wd, float wd_rest, int nesterov, float grad_scale) {
+static void sgd_step(backend *be, float *w, float *buf, const float *g, void *w_work, size_t n, size_t n_decay,
+                     float lr, float momentum, float wd, float wd_rest, int nesterov, float grad_scale,
+                     const step_scalars *sc) {
   if (n == 0) return;
   sgd_args a;
   a.n = n;
@@ -62,7 +71,17 @@ void cuda_sgd_step(backend *be, float *w, float *buf, const float *g, void *w_wo
   a.nesterov = nesterov;
   /* an fp32 working copy that is the master itself needs no write */
   if (w_work == (void *)w) w_work = NULL;
-  DISPATCH_ACT(be->act_dtype, sgd_launch, be, w, buf, g, w_work, a);
+  DISPATCH_ACT(be->act_dtype, sgd_launch, be, w, buf, g, w_work, a, sc);
+}
+
+void cuda_sgd_step(backend *be, float *w, float *buf, const float *g, void *w_work, size_t n, size_t n_decay,
+                   float lr, float momentum, float wd, float wd_rest, int nesterov, float grad_scale) {
+  sgd_step(be, w, buf, g, w_work, n, n_decay, lr, momentum, wd, wd_rest, nesterov, grad_scale, NULL);
+}
+
+void cuda_sgd_step_s(backend *be, float *w, float *buf, const float *g, void *w_work, size_t n, size_t n_decay,
+                     float momentum, float wd, float wd_rest, int nesterov, const step_scalars *s) {
+  sgd_step(be, w, buf, g, w_work, n, n_decay, 0.0f, momentum, wd, wd_rest, nesterov, 0.0f, s);
 }
 
 __global__ void nonfinite_kernel(int *__restrict__ flag, const float *__restrict__ g, size_t n) {
@@ -84,14 +103,54 @@ int cuda_nonfinite(backend *be, const float *g, size_t n) {
   return *ci->flag_host != 0;
 }
 
-__global__ void ema_kernel(float *__restrict__ ema, const float *__restrict__ w, size_t n, float decay) {
+__global__ void ema_kernel(float *__restrict__ ema, const float *__restrict__ w, size_t n, float decay,
+                           const step_scalars *__restrict__ sc) {
+  if (sc && sc->skip) return;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
     ema[i] = decay * ema[i] + (1.0f - decay) * w[i];
 }
 
-void cuda_ema_update(backend *be, float *ema, const float *w, size_t n, float decay) {
+static void ema_update(backend *be, float *ema, const float *w, size_t n, float decay, const step_scalars *sc) {
   if (n == 0) return;
   int blocks = cuda_grid_blocks(be, n, 256);
-  ema_kernel<<<blocks, 256, 0, cuda_of(be)->stream>>>(ema, w, n, decay);
+  ema_kernel<<<blocks, 256, 0, cuda_of(be)->stream>>>(ema, w, n, decay, sc);
   LAUNCH_CHECK(be, "ema_kernel");
+}
+
+void cuda_ema_update(backend *be, float *ema, const float *w, size_t n, float decay) {
+  ema_update(be, ema, w, n, decay, NULL);
+}
+
+void cuda_ema_update_s(backend *be, float *ema, const float *w, size_t n, float decay, const step_scalars *s) {
+  ema_update(be, ema, w, n, decay, s);
+}
+
+/* graph steps: s->skip = 1 if any x is not finite (no wait) */
+__global__ void check_kernel(step_scalars *__restrict__ sc, const float *__restrict__ x, size_t n) {
+  int bad = 0;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    bad |= !isfinite(x[i]);
+  if (__syncthreads_or(bad) && threadIdx.x == 0) atomicOr(&sc->skip, 1);
+}
+
+void cuda_step_check(backend *be, step_scalars *s, const float *x, size_t n) {
+  if (n == 0) return;
+  int blocks = cuda_grid_blocks(be, n, 256);
+  check_kernel<<<blocks, 256, 0, cuda_of(be)->stream>>>(s, x, n);
+  LAUNCH_CHECK(be, "check_kernel");
+}
+
+/* graph steps: dst = src when the step is skipped */
+__global__ void restore_kernel(float *__restrict__ dst, const float *__restrict__ src, size_t n,
+                               const step_scalars *__restrict__ sc) {
+  if (!sc->skip) return;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = src[i];
+}
+
+void cuda_step_restore(backend *be, float *dst, const float *src, size_t n, const step_scalars *s) {
+  if (n == 0) return;
+  int blocks = cuda_grid_blocks(be, n, 256);
+  restore_kernel<<<blocks, 256, 0, cuda_of(be)->stream>>>(dst, src, n, s);
+  LAUNCH_CHECK(be, "restore_kernel");
 }

@@ -5,6 +5,7 @@
  * (OUT/<split>-NNNNNN.idx) written after it, which marks it complete. */
 #include "pack.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -169,6 +170,24 @@ static int fsync_close(int fd) {
   return rc;
 }
 
+/* A pack killed while writing leaves a shard's .part file or an index's
+ * temporary (name.tmp.PID); the resumed pack rewrites those files, so the
+ * leftovers of the dead process are removed first. */
+static void remove_stale_temps(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  char p[PATH_MAX];
+  while ((e = readdir(d))) {
+    size_t n = strlen(e->d_name);
+    if (strstr(e->d_name, ".tmp.") || (n > 5 && !strcmp(e->d_name + n - 5, ".part"))) {
+      snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+      unlink(p);
+    }
+  }
+  closedir(d);
+}
+
 /* Writes shard file `name` (+ its .idx) with samples order[0..n). */
 static int write_shard(const pack_opts *o, const dataset *ds, int split, const int64_t *order, int64_t n,
                        const char *name, ctx *ctxs, int nthreads, shard_entry *e, progress *prog, int64_t *done,
@@ -321,6 +340,7 @@ int pack_run(const pack_opts *o, char *err, size_t errlen) {
     ds_free(&ds);
     return -1;
   }
+  remove_stale_temps(o->out);
   int nthreads = o->threads > 0 ? o->threads : cpu_thread_count();
   ctx *ctxs = xcalloc((size_t)nthreads, sizeof(ctx), "pack contexts");
   for (int i = 0; i < nthreads; i++) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../core/util.h"
+#include "graph.h"
 #include "plan.h"
 
 #define ALIGN 256
@@ -72,6 +73,96 @@ static conv_desc conv_of(const model *m, const net_op *op, int nb, int index) {
   return d;
 }
 
+/* Lays out activations and activation gradients for the current net in the
+ * arenas, growing them (and the input staging buffer) when too small. */
+static void place(model *m, void **arena, size_t *cap, size_t bytes, const char *what) {
+  if (bytes > *cap) {
+    if (*arena) m->be->free(m->be, *arena);
+    *arena = m->be->alloc(m->be, bytes, what);
+    *cap = bytes;
+  }
+}
+
+static void plan_buffers(model *m) {
+  backend *be = m->be;
+  const net *N = &m->net;
+  int mode = m->train_mode, max_batch = m->max_batch;
+  int na = N->n_acts, n = N->n_ops;
+  size_t size[2 * NET_MAX_ACTS], off[2 * NET_MAX_ACTS];
+  int start[2 * NET_MAX_ACTS], end[2 * NET_MAX_ACTS];
+  for (int a = 0; a < na; a++) size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
+  if (mode == 0) {
+    /* eval only: activations share memory by lifetime over the forward */
+    for (int a = 0; a < na; a++) start[a] = end[a] = 0;
+    for (int i = 0; i < n; i++) {
+      const net_op *op = &N->ops[i];
+      start[op->y] = i;
+      end[op->y] = MAX(end[op->y], i);
+      end[op->x] = MAX(end[op->x], i);
+      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
+    }
+    end[N->logits] = n;
+    m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
+    place(m, &m->act_arena, &m->act_cap, m->act_bytes, "activations");
+    for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
+    m->grad_bytes = 0;
+  } else {
+    /* training: one timeline, forward op i at time i, the loss at time n,
+     * backward of op i at time 2n - i. An activation lives from its producer
+     * to its last reader, in the forward or the backward (conv, BN, max-pool
+     * and fc read their input again in backward, BN with ReLU its output; a
+     * downsample BN's output dies at the block's add); the logits live to
+     * the end (callers read them after the step). The gradient of an
+     * activation lives from the backward of its last consumer to the
+     * backward of its producer. Activations that are dead by then give
+     * their memory to gradients, as a framework's allocator would.
+     * Mode 2 keeps every activation for the whole step (tests that inspect
+     * them after backward). */
+    for (int a = 0; a < na; a++) {
+      start[a] = 0;
+      end[a] = mode == 2 ? 2 * n + 1 : 0;
+      size[na + a] = a == 0 ? 0 : size[a];
+      start[na + a] = 2 * n + 1;
+      end[na + a] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+      const net_op *op = &N->ops[i];
+      int tb = 2 * n - i;
+      start[op->y] = i;
+      end[op->y] = MAX(end[op->y], i);
+      if (op->kind == OP_BN && op->relu) end[op->y] = MAX(end[op->y], tb);
+      end[op->x] = MAX(end[op->x], op->kind == OP_AVGPOOL ? i : tb);
+      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
+      end[na + op->y] = tb;
+      start[na + op->x] = MIN(start[na + op->x], tb);
+      if (op->r >= 0) start[na + op->r] = MIN(start[na + op->r], tb);
+    }
+    end[N->logits] = 2 * n + 1;
+    start[na + N->logits] = n;
+    size_t total = plan_arena(2 * na, size, start, end, ALIGN, off);
+    place(m, &m->act_arena, &m->act_cap, total, "activations and their gradients");
+    for (int a = 0; a < na; a++) {
+      m->act[a] = (char *)m->act_arena + off[a];
+      m->dact[a] = a == 0 ? NULL : (char *)m->act_arena + off[na + a];
+    }
+    m->act_bytes = total;
+    m->grad_bytes = 0; /* inside act_bytes */
+  }
+  const act_shape *in = &N->acts[0];
+  size_t img_bytes = (size_t)max_batch * in->h * in->w * 3;
+  if (img_bytes > m->images_cap) {
+    if (m->images) be->free(be, m->images);
+    m->images = be->alloc(be, img_bytes, "input images");
+    m->images_cap = img_bytes;
+  }
+  if (be->conv_prepare)
+    for (int i = 0; i < N->n_ops; i++)
+      if (N->ops[i].kind == OP_CONV) {
+        conv_desc d = conv_of(m, &N->ops[i], max_batch, i);
+        be->conv_prepare(be, &d);
+      }
+}
+
 void model_create(model *m, backend *be, const net *n, int max_batch, int train_mode) {
   memset(m, 0, sizeof *m);
   m->net = *n;
@@ -99,71 +190,40 @@ void model_create(model *m, backend *be, const net *n, int max_batch, int train_
     be->zero(be, m->grads, N->n_params * sizeof(float));
     be->zero(be, m->momentum, N->n_params * sizeof(float));
   }
-  /* activations: every one lives through a training step; in eval-only mode
-   * they share memory by lifetime over the forward pass */
-  int na = N->n_acts;
-  size_t size[NET_MAX_ACTS], off[NET_MAX_ACTS];
-  int start[NET_MAX_ACTS], end[NET_MAX_ACTS];
-  for (int a = 0; a < na; a++) {
-    size[a] = act_numel(N, a, max_batch) * elem_size(m, a);
-    start[a] = 0;
-    end[a] = train_mode ? N->n_ops : 0;
-  }
-  if (!train_mode) {
-    for (int i = 0; i < N->n_ops; i++) {
-      const net_op *op = &N->ops[i];
-      start[op->y] = i;
-      end[op->y] = MAX(end[op->y], i);
-      end[op->x] = MAX(end[op->x], i);
-      if (op->r >= 0) end[op->r] = MAX(end[op->r], i);
-    }
-    end[N->logits] = N->n_ops;
-  }
-  m->act_bytes = plan_arena(na, size, start, end, ALIGN, off);
-  m->act_arena = be->alloc(be, m->act_bytes, "activations");
-  for (int a = 0; a < na; a++) m->act[a] = (char *)m->act_arena + off[a];
-  if (train_mode) {
-    /* gradient of act a: first written by the backward of its last
-     * consumer, last read by the backward of its producer. Backward time of
-     * op i is n_ops - i; the loss writes d(logits) at time 0. */
-    for (int a = 0; a < na; a++) {
-      size[a] = a == 0 ? 0 : act_numel(N, a, max_batch) * elem_size(m, a);
-      start[a] = N->n_ops + 1;
-      end[a] = 0;
-    }
-    for (int i = 0; i < N->n_ops; i++) {
-      const net_op *op = &N->ops[i];
-      int t = N->n_ops - i;
-      end[op->y] = t;
-      start[op->x] = MIN(start[op->x], t);
-      if (op->r >= 0) start[op->r] = MIN(start[op->r], t);
-    }
-    start[N->logits] = 0;
-    m->grad_bytes = plan_arena(na, size, start, end, ALIGN, off);
-    m->grad_arena = be->alloc(be, m->grad_bytes, "activation gradients");
-    for (int a = 0; a < na; a++) m->dact[a] = a == 0 ? NULL : (char *)m->grad_arena + off[a];
-  }
-  const act_shape *in = &N->acts[0];
-  m->images = be->alloc(be, (size_t)max_batch * in->h * in->w * 3, "input images");
+  plan_buffers(m);
   m->labels = be->alloc(be, (size_t)max_batch * sizeof(int32_t), "labels");
   m->losses = be->alloc(be, (size_t)max_batch * sizeof(float), "losses");
-  if (be->conv_prepare)
-    for (int i = 0; i < N->n_ops; i++)
-      if (N->ops[i].kind == OP_CONV) {
-        conv_desc d = conv_of(m, &N->ops[i], max_batch, i);
-        be->conv_prepare(be, &d);
-      }
 }
 
 void model_destroy(model *m) {
   backend *be = m->be;
   if (!be) return;
+  model_graph_free(m);
   if (m->work != m->params) be->free(be, m->work);
   void *ptrs[] = {m->params, m->running, m->save_mean, m->save_invstd, m->grads, m->momentum, m->act_arena,
-                  m->grad_arena, m->images, m->labels, m->losses};
+                  m->images, m->labels, m->losses};
   for (size_t i = 0; i < ARRAY_LEN(ptrs); i++)
     if (ptrs[i]) be->free(be, ptrs[i]);
   memset(m, 0, sizeof *m);
+}
+
+int model_set_image_size(model *m, int image_size, char *err, size_t errlen) {
+  if (image_size == m->net.image_size) return 0;
+  net n;
+  if (net_build(&n, m->net.arch, m->net.classes, image_size, m->net.in_c, err, errlen) != 0) return -1;
+  m->net = n;
+  plan_buffers(m);
+  return 0;
+}
+
+void model_swap_weights(model *m, float **params, float **running) {
+  float *p = m->params, *r = m->running;
+  m->params = *params;
+  m->running = *running;
+  *params = p;
+  *running = r;
+  if (m->work != p) m->be->cast_params(m->be, m->work, m->params, m->net.n_params);
+  else m->work = m->params;
 }
 
 void model_init_params(model *m, uint64_t seed, int zero_gamma) {
@@ -205,7 +265,9 @@ void model_set_input(model *m, const uint8_t *images, const int32_t *labels, int
   be->input_from_u8(be, m->act[0], m->images, nb, in->h, in->w, in->c, m->mean, m->inv_std);
 }
 
-void model_forward(model *m, int nb, int train) {
+void model_forward(model *m, int nb, int train) { model_forward_pass(m, nb, train, 1); }
+
+void model_forward_pass(model *m, int nb, int train, int count_bn) {
   backend *be = m->be;
   const net *N = &m->net;
   for (int i = 0; i < N->n_ops; i++) {
@@ -227,7 +289,7 @@ void model_forward(model *m, int nb, int train) {
           size_t o = N->bn_offset[op->bn];
           be->bn_fwd_train(be, rows, xs->c, m->act[op->y], m->act[op->x], r, op->relu, gamma, beta, rm, rv,
                            m->save_mean + o, m->save_invstd + o, 0.1f, 1e-5f);
-          m->counts[op->bn]++;
+          if (count_bn) m->counts[op->bn]++;
         } else {
           be->bn_fwd_eval(be, rows, xs->c, m->act[op->y], m->act[op->x], r, op->relu, gamma, beta, rm, rv, 1e-5f);
         }

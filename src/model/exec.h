@@ -16,11 +16,14 @@ typedef struct {
   int nesterov;
 } sgd_config;
 
+struct model_graph; /* src/model/graph.c */
+
 typedef struct {
   net net;
   backend *be;
   int max_batch;
-  int train_mode;   /* buffers for backward allocated */
+  int train_mode;   /* 0: eval only; 1: training; 2: training, every
+                       activation kept through the step (for tests) */
   /* backend memory */
   float *params;    /* [n_params] fp32 master weights */
   void *work;       /* [n_params] working copy in act dtype (== params for fp32) */
@@ -28,23 +31,33 @@ typedef struct {
   float *momentum;  /* [n_params] SGD momentum buffers (zero = none yet) */
   float *running;   /* [n_running] BN running means and variances */
   float *save_mean, *save_invstd; /* [n_bn_channels] batch statistics */
-  void *act_arena, *grad_arena;
+  void *act_arena; /* activations and their gradients, shared by lifetime */
   void *act[NET_MAX_ACTS];   /* activation buffers (logits fp32) */
-  void *dact[NET_MAX_ACTS];  /* activation gradients (shared by lifetime) */
+  void *dact[NET_MAX_ACTS];  /* activation gradients */
   uint8_t *images;  /* [max_batch, H, W, 3] uint8 input staging */
   int32_t *labels;  /* [max_batch] */
   float *losses;    /* [max_batch] per-sample loss */
   /* host */
   int64_t counts[NET_MAX_OPS]; /* num_batches_tracked per BN layer */
   float mean[3], inv_std[3];   /* input normalisation */
-  size_t act_bytes, grad_bytes;
+  size_t act_bytes, grad_bytes;             /* in use for the current size (training:
+                                               gradients inside act_bytes) */
+  size_t act_cap, images_cap;               /* allocated */
+  struct model_graph *graph; /* graph steps (src/model/graph.h), NULL until used */
 } model;
 
 /* Allocate a model for batches of at most max_batch images (train_mode 1:
- * with gradient buffers). The net must be built with in_c = be->in_c.
+ * with gradient buffers; 2: and every activation kept after backward). The net must be built with in_c = be->in_c.
  * Parameters are zero until model_init_params or model_set_state. */
 void model_create(model *m, backend *be, const net *n, int max_batch, int train_mode);
 void model_destroy(model *m);
+/* Re-plan for another input size (progressive resizing, eval at another
+ * size): parameters are kept; buffers grow if needed. 0, or -1 with err. */
+int model_set_image_size(model *m, int image_size, char *err, size_t errlen);
+/* Swap the model's parameters and running statistics with another pair of
+ * backend arrays of the same sizes (evaluating EMA weights), refreshing the
+ * working copy. Swap again to restore. */
+void model_swap_weights(model *m, float **params, float **running);
 /* Fresh torchvision-style initialisation from seed (see net_init_params). */
 void model_init_params(model *m, uint64_t seed, int zero_gamma);
 
@@ -53,6 +66,9 @@ void model_init_params(model *m, uint64_t seed, int zero_gamma);
  * next model_sync) into the model and normalise them. Labels may be NULL. */
 void model_set_input(model *m, const uint8_t *images, const int32_t *labels, int nb);
 void model_forward(model *m, int nb, int train);
+/* model_forward; count_bn 0 leaves the host's BN counters alone (a step
+ * captured once and replayed counts per replay: src/model/graph.c). */
+void model_forward_pass(model *m, int nb, int train, int count_bn);
 /* Per-sample losses and, if with_grad, d(loss)/d(logits) scaled by
  * grad_scale (the caller includes 1/nb and any loss scale). */
 void model_loss(model *m, int nb, float smoothing, int with_grad, float grad_scale);

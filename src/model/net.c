@@ -275,17 +275,18 @@ int net_build(net *n, arch_id arch, int classes, int image_size, int in_c, char 
   }
   n->n_params = off;
   size_t roff = 0;
-  int cidx = 0;
   for (int i = 0; i < n->n_state; i++) {
     state_entry *e = &n->state[i];
     if (e->cls == ST_RUNNING) {
       e->offset = roff;
       roff += e->numel;
-    } else if (e->cls == ST_COUNT) {
-      e->offset = (size_t)cidx++;
     }
   }
   n->n_running = roff;
+  /* counters are indexed by BN layer (the executor counts op->bn), which is
+   * not the state order: a block's downsample BN runs before its last BN */
+  for (int i = 0; i < n->n_ops; i++)
+    if (n->ops[i].kind == OP_BN) n->state[n->ops[i].count].offset = (size_t)n->ops[i].bn;
   return 0;
 }
 
@@ -375,12 +376,16 @@ void net_init_params(const net *n, uint64_t seed, int zero_gamma, float *params,
       float *tmp = xmalloc(numel * sizeof(float), "init");
       double fan_out = (double)e->shape[0] * (double)e->shape[2] * (double)e->shape[3];
       double std = sqrt(2.0 / fan_out);
+      /* each draw is a pure function of (seed, tensor, index): threads
+       * change the speed, never the values */
+#pragma omp parallel for schedule(static) if (numel >= 65536)
       for (size_t k = 0; k < numel; k++) tmp[k] = (float)(std * rng_normal(seed, stream, k));
       state_from_torch(e, tmp, dst);
       free(tmp);
     } else if (!strncmp(e->name, "fc.", 3)) {
       int64_t fan_in = n->state[net_find_state(n, "fc.weight")].shape[1];
       double bound = 1.0 / sqrt((double)fan_in);
+#pragma omp parallel for schedule(static) if (numel >= 65536)
       for (size_t k = 0; k < numel; k++) dst[k] = (float)((2.0 * rng_uniform(seed, stream, k) - 1.0) * bound);
     } else if (!strcmp(leaf, "weight")) { /* BN gamma */
       char mod[NET_NAME_LEN];

@@ -48,7 +48,8 @@ typedef struct {
   int conv;                /* 1: stored OHWI with I padded to in_pad */
   int in_pad;              /* conv: stored input channels (>= shape[1]) */
   size_t offset;           /* floats into params (ST_PARAM) or running
-                              (ST_RUNNING); index into counts (ST_COUNT) */
+                              (ST_RUNNING); index into counts (ST_COUNT):
+                              the BN layer's index, net_op.bn */
   size_t numel;            /* elements as stored (with padding) */
   int decay;               /* ST_PARAM: weight decay applies when not
                               exempted (conv and fc weights always; BN and
