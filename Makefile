@@ -8,6 +8,7 @@ CUDA_HOME ?= /usr/local/cuda
 BUILD   ?= build
 OPT     ?= -O2
 ARCHFLAGS ?= -mavx2 -mfma -mf16c
+.DEFAULT_GOAL := all
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
 BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
