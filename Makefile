@@ -11,14 +11,13 @@ ARCHFLAGS ?= -mavx2 -mfma -mf16c
 .DEFAULT_GOAL := all
 CUDA    ?= $(shell command -v $(NVCC) >/dev/null 2>&1 && echo 1 || echo 0)
 
-BLAS_DIR := /usr/lib/x86_64-linux-gnu/openblas-openmp
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCHFLAGS) -g -fopenmp $(WARN) -MMD -MP
 # image libraries and the CUDA runtime; tools/gpu_bundle.sh links libjpeg and
 # the CUDA runtime statically (-l:libjpeg.a ...) for a machine without them
 IMG_LIBS ?= -lturbojpeg -ljpeg -lspng -lz
 CUDART_LIB ?= -lcudart
-LDLIBS  += $(BLAS_DIR)/libopenblas.a $(IMG_LIBS) -lm -lpthread -fopenmp
+LDLIBS  += $(IMG_LIBS) -lm -lpthread -fopenmp
 
 SRC_C   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
 OBJ     := $(SRC_C:%.c=$(BUILD)/%.o)

@@ -2,7 +2,7 @@
 # setup.sh: installs rn50's build and test dependencies from Debian (root or
 # sudo), skipping what is already there. Used by README's commands and CI.
 set -euo pipefail
-pkgs="build-essential libopenblas-openmp-dev libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libpng-dev zlib1g-dev
+pkgs="build-essential libturbojpeg0-dev libjpeg62-turbo-dev libspng-dev libpng-dev zlib1g-dev
       python3-torch python3-torchvision python3-numpy python3-pil python3-protobuf"
 missing=""
 for p in $pkgs; do
