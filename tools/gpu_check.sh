@@ -24,9 +24,11 @@
 #            none of it: build/tests/test_gpu_graph bf16,fp16 (graph step vs
 #            eager step), then rn50 bench --graph 1 in bf16 and fp16 (conv
 #            algorithms from the caches the bf16 / fp16 benches wrote)
+#   e2e      end to end: rn50 train from packed shards of synthetic 500x375
+#            JPEGs, bf16, batch 256, 224 px, every core a loader worker
 #   opbench  per-op times at ResNet-50 shapes (test_cuda_ops --bench), if time is left
 # GPU_CHECK_ONLY=ops,bench,... runs a subset (machine always runs). Logs go to
-# $OUT (8 files: gpu_check.log, summary.txt, test_cuda_ops.log,
+# $OUT (9 files: gpu_check.log, summary.txt, test_cuda_ops.log, e2e.log,
 # test_gpu_model.log, bench.log, torch_peer.log, torch_peer.json; and
 # test_gpu_graph.log); one table is printed last. Exit status 0 only if every
 # test passed and every bench ran.
@@ -38,7 +40,7 @@ mkdir -p "$OUT"
 BUDGET=${GPU_CHECK_BUDGET:-450}
 PEER_RESERVE=${GPU_CHECK_PEER_RESERVE:-100} # seconds kept for the peer's eager runs
 GRAPH_RESERVE=${GPU_CHECK_GRAPH_RESERVE:-70} # seconds the peer's compile leaves for the graph steps (issue 6)
-ONLY=${GPU_CHECK_ONLY:-ops,model,bench,peer,graph,opbench}
+ONLY=${GPU_CHECK_ONLY:-ops,model,bench,peer,graph,e2e,opbench}
 T0=$(date +%s)
 LOG=$OUT/gpu_check.log
 : >"$LOG"
@@ -304,6 +306,33 @@ if want graph; then
   bench "bf16 graph" 60 0 --precision bf16 --batch-size 256 --steps 40 --cache "$CACHE" --graph 1
   bench "fp16 graph" 60 0 --precision fp16 --batch-size 256 --steps 40 --cache "$CACHE16" --graph 1
   unset BENCH_RESERVE
+fi
+
+# ---- 5b. end to end: the real loader from packed shards, all cores ----
+# synthetic ImageNet-sized JPEGs (varied around 500x375), packed, then a bf16
+# training run at batch 256, 224 px: img/s and the share of time spent waiting
+# for data (median over the steps after the first 5)
+if want e2e; then
+  E2E=$(mktemp -d /tmp/rn50-e2e-XXXXXX)
+  step "e2e dataset" 120 "$OUT/e2e.log" 0 "${RUN[@]}" sh -c "./rn50 synth --out $E2E/raw --classes 100 --per-class 128 \
+    --val-per-class 2 && ./rn50 pack --data $E2E/raw --out $E2E/packed"
+  if [ "$STEP_RC" = 0 ]; then
+    step "rn50 train e2e bf16" 120 "$OUT/e2e.log" 0 "${RUN[@]}" ./rn50 train --data "$E2E/packed" --out "$E2E/run" \
+      --device cuda --precision bf16 --batch-size 256 --image-size 224 --epochs 1 --max-steps 50 --log-every 1 \
+      --workers "$(nproc)"
+    e2e_res=$("$PY" -c '
+import json, sys
+st = [r for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "step"][5:]
+med = lambda v: sorted(v)[len(v) // 2]
+if st:
+    print("%.0f img/s, data wait %.1f%% (median of %d steps)" % (med([r["img_s"] for r in st]),
+          100 * med([r["data_wait"] for r in st]), len(st)))' "$E2E/run/metrics.jsonl" 2>/dev/null)
+    [ -z "$e2e_res" ] && FAILED=1
+    row "rn50 train e2e bf16 (packed, $(nproc) workers)" "$(status_of "$STEP_RC")" "$STEP_SECS" "${e2e_res:-no step figures}"
+  else
+    row "e2e dataset" "$(status_of "$STEP_RC")" "$STEP_SECS" "$(tail -n 1 "$STEP_OUT" | cut -c1-160)"
+  fi
+  rm -rf "$E2E"
 fi
 
 # ---- 6. per-op times, if time is left ----
