@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 static int h_passed, h_failed, h_cur_failed;
 static const char *h_cur_name;
@@ -64,6 +66,20 @@ static void h_run(const char *name, void (*fn)(void)) {
 }
 
 #define RUN(fn) h_run(#fn, fn)
+
+/* removes a flat scratch directory and the files in it */
+static inline void h_remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  while (d && (de = readdir(d))) {
+    if (de->d_name[0] == '.') continue;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+    unlink(p);
+  }
+  if (d) closedir(d);
+  rmdir(dir);
+}
 
 static int harness_finish(void) {
   printf("RESULT %d %d\n", h_passed, h_failed);

@@ -287,19 +287,6 @@ static int repr_mode(long n) {
   return 0;
 }
 
-static void cleanup_dir(void) {
-  DIR *d = opendir(g_dir);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-    unlink(p);
-  }
-  if (d) closedir(d);
-  rmdir(g_dir);
-}
-
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--summary")) return summary_mode(argv[2]);
   if (argc == 3 && !strcmp(argv[1], "--repr")) return repr_mode(atol(argv[2]));
@@ -312,13 +299,13 @@ int main(int argc, char **argv) {
     s[0] = (report_series){"loss", "train loss", x, y, 4};
     s[1] = (report_series){"lr", "lr", x, l, 4};
     int rc = report_plot_write(argv[2], "rn50 & <check>", s, 2, g_err, sizeof g_err);
-    cleanup_dir();
+    h_remove_dir(g_dir);
     return rc ? 1 : 0;
   }
   RUN(test_python_repr);
   RUN(test_jsonl);
   RUN(test_summary_csv);
   RUN(test_plot);
-  cleanup_dir();
+  h_remove_dir(g_dir);
   return harness_finish();
 }

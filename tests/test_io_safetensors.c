@@ -559,19 +559,6 @@ static int copy_mode(int argc, char **argv) {
   return fail ? 1 : 0;
 }
 
-static void cleanup_dir(void) {
-  DIR *d = opendir(g_dir);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-    unlink(p);
-  }
-  if (d) closedir(d);
-  rmdir(g_dir);
-}
-
 int main(int argc, char **argv) {
   if (argc >= 4 && !strcmp(argv[1], "--copy")) return copy_mode(argc, argv);
   snprintf(g_dir, sizeof g_dir, "/tmp/rn50_st_XXXXXX");
@@ -585,6 +572,6 @@ int main(int argc, char **argv) {
   RUN(test_bad_headers);
   RUN(test_garbage);
   RUN(test_writer_errors);
-  cleanup_dir();
+  h_remove_dir(g_dir);
   return harness_finish();
 }

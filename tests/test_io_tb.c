@@ -280,19 +280,6 @@ static int write_mode(const char *dir, const char *expected) {
   return 0;
 }
 
-static void cleanup_dir(void) {
-  DIR *d = opendir(g_dir);
-  struct dirent *de;
-  while (d && (de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
-    char p[600];
-    snprintf(p, sizeof p, "%s/%s", g_dir, de->d_name);
-    unlink(p);
-  }
-  if (d) closedir(d);
-  rmdir(g_dir);
-}
-
 int main(int argc, char **argv) {
   if (argc == 4 && !strcmp(argv[1], "--write")) return write_mode(argv[2], argv[3]);
   snprintf(g_dir, sizeof g_dir, "/tmp/rn50_tb_XXXXXX");
@@ -301,6 +288,6 @@ int main(int argc, char **argv) {
   RUN(test_known_records);
   RUN(test_write_and_read_back);
   RUN(test_open_errors);
-  cleanup_dir();
+  h_remove_dir(g_dir);
   return harness_finish();
 }
