@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int h_passed, h_failed, h_cur_failed;
@@ -79,6 +81,45 @@ static inline void h_remove_dir(const char *dir) {
   }
   if (d) closedir(d);
   rmdir(dir);
+}
+
+/* Runs fn(arg, fd) in a forked child (killed by SIGALRM after timeout_s
+ * seconds if > 0), which reports by writing three ints to fd (what they mean
+ * is the caller's: e.g. skipped, passed, failed). Returns 0 with msg filled,
+ * or -1 after printing a FAIL line naming `what` and how the child died.
+ * GPU tests use it so that the parent never touches CUDA. */
+static inline int h_in_child(void (*fn)(const void *arg, int fd), const void *arg, int timeout_s, int msg[3],
+                             const char *what) {
+  int pfd[2];
+  if (pipe(pfd) != 0) {
+    printf("FAIL %s: pipe failed\n", what);
+    exit(1);
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    printf("FAIL %s: fork failed\n", what);
+    exit(1);
+  }
+  if (pid == 0) {
+    close(pfd[0]);
+    if (timeout_s > 0) alarm((unsigned)timeout_s);
+    fn(arg, pfd[1]);
+    _exit(0);
+  }
+  close(pfd[1]);
+  ssize_t got = read(pfd[0], msg, 3 * sizeof(int));
+  close(pfd[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (got == (ssize_t)(3 * sizeof(int))) return 0;
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
+    printf("FAIL %s: timed out after %d s (RN50_TEST_CHILD_TIMEOUT)\n", what, timeout_s);
+  else
+    printf("FAIL %s: the test process died (%s %d) before finishing; see the message above\n", what,
+           WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+  return -1;
 }
 
 static int harness_finish(void) {

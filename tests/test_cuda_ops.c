@@ -494,7 +494,8 @@ static const test_entry tests[] = {
 
 /* One mode in a child process (so that a die() inside the backend ends only
  * this mode). Sends {status, passed, failed} on fd: status 1 = no GPU. */
-static void run_mode(const test_mode *mode, int fd) {
+static void run_mode(const void *arg, int fd) {
+  const test_mode *mode = arg;
   char err[512];
   int msg[3] = {0, 0, 0};
   M = mode;
@@ -561,26 +562,10 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0, ran = 0;
   for (size_t mi = 0; mi < ARRAY_LEN(modes); mi++) {
     if (only && strcmp(only, modes[mi].name) != 0) continue;
-    int pfd[2];
-    if (pipe(pfd) != 0) die("pipe: %s", strerror(errno));
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) die("fork: %s", strerror(errno));
-    if (pid == 0) {
-      close(pfd[0]);
-      run_mode(&modes[mi], pfd[1]);
-      _exit(0);
-    }
-    close(pfd[1]);
     int msg[3];
-    ssize_t got = read(pfd[0], msg, sizeof msg);
-    close(pfd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    if (got != (ssize_t)sizeof msg) {
-      printf("FAIL %s mode: the test process died (%s %d) before finishing; see the message above\n", modes[mi].name,
-             WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    char what[64];
+    snprintf(what, sizeof what, "%s mode", modes[mi].name);
+    if (h_in_child(run_mode, &modes[mi], 0, msg, what) != 0) {
       failed++;
       continue;
     }

@@ -353,7 +353,8 @@ static int env_int(const char *name, int dflt) {
   return s && *s ? atoi(s) : dflt;
 }
 
-static void run_mode(const gg_mode *md, int fd) {
+static void run_mode(const void *arg, int fd) {
+  const gg_mode *md = arg;
   int msg[3] = {0, 0, 0};
   char err[512] = "";
   M = md;
@@ -385,7 +386,7 @@ static void run_mode(const gg_mode *md, int fd) {
   if (write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
 }
 
-static void probe(const gg_mode *md, int fd) {
+static void probe(const void *unused, int fd) {
   char err[512] = "";
   int msg[3] = {0, 0, 0};
   backend *be = cuda_backend_create(DTYPE_F32, 0, 0, err, sizeof err);
@@ -397,29 +398,6 @@ static void probe(const gg_mode *md, int fd) {
   }
   fflush(stdout);
   if (write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
-}
-
-static int in_child(void (*fn)(const gg_mode *, int), const gg_mode *md, int timeout_s, int msg[3]) {
-  int pfd[2];
-  if (pipe(pfd) != 0) die("pipe: %s", strerror(errno));
-  fflush(stdout);
-  pid_t pid = fork();
-  if (pid < 0) die("fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(pfd[0]);
-    if (timeout_s > 0) alarm((unsigned)timeout_s);
-    fn(md, pfd[1]);
-    _exit(0);
-  }
-  close(pfd[1]);
-  ssize_t got = read(pfd[0], msg, 3 * sizeof(int));
-  close(pfd[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  if (got == (ssize_t)(3 * sizeof(int))) return 0;
-  printf("FAIL %s: the test process died (%s %d)\n", md ? md->name : "GPU probe",
-         WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-  return -1;
 }
 
 /* mode name in a comma-separated list */
@@ -439,7 +417,7 @@ int main(int argc, char **argv) {
   int timeout_s = env_int("RN50_TEST_CHILD_TIMEOUT", 300);
   int passed = 0, failed = 0, msg[3], have_gpu = 0;
   if (cuda_backend_available() && (!only || strcmp(only, "emu") != 0)) {
-    if (in_child(probe, NULL, 60, msg) != 0) failed++;
+    if (h_in_child(probe, NULL, 60, msg, "GPU probe") != 0) failed++;
     else have_gpu = msg[0] == 0;
   } else if (!cuda_backend_available()) {
     printf("(built without CUDA: the GPU modes are skipped)\n");
@@ -448,7 +426,7 @@ int main(int argc, char **argv) {
     const gg_mode *md = &modes[i];
     if (only && !listed(only, md->name)) continue;
     if (md->cuda && !have_gpu) continue;
-    if (in_child(run_mode, md, timeout_s, msg) != 0) {
+    if (h_in_child(run_mode, md, timeout_s, msg, md->name) != 0) {
       failed++;
       continue;
     }

@@ -430,7 +430,8 @@ static void run_ref(int fd) {
 }
 
 /* child: one mode; sends {status, passed, failed} (status 1: no device) */
-static void run_mode(const gm_mode *md, int fd) {
+static void run_mode(const void *arg, int fd) {
+  const gm_mode *md = arg;
   char err[512] = "";
   int msg[3] = {0, 0, 0};
   M = md;
@@ -474,38 +475,9 @@ static void run_mode(const gm_mode *md, int fd) {
   if (write(fd, msg, sizeof msg) != (ssize_t)sizeof msg) _exit(3);
 }
 
-/* fork fn(arg, fd); returns 0 and fills msg, or -1 if the child died */
-static int in_child(void (*fn)(const gm_mode *, int), const gm_mode *arg, int timeout_s, int msg[3],
-                    const char *what) {
-  int pfd[2];
-  if (pipe(pfd) != 0) die("pipe: %s", strerror(errno));
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  if (pid < 0) die("fork: %s", strerror(errno));
-  if (pid == 0) {
-    close(pfd[0]);
-    if (timeout_s > 0) alarm((unsigned)timeout_s);
-    fn(arg, pfd[1]);
-    _exit(0);
-  }
-  close(pfd[1]);
-  ssize_t got = read(pfd[0], msg, 3 * sizeof(int));
-  close(pfd[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  if (got == (ssize_t)(3 * sizeof(int))) return 0;
-  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGALRM)
-    printf("FAIL %s: timed out after %d s (RN50_TEST_CHILD_TIMEOUT)\n", what, timeout_s);
-  else
-    printf("FAIL %s: the test process died (%s %d) before finishing; see the message above\n", what,
-           WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
-  return -1;
-}
+static void ref_entry(const void *unused, int fd) { run_ref(fd); }
 
-static void ref_entry(const gm_mode *unused, int fd) { run_ref(fd); }
-
-static void probe_entry(const gm_mode *md, int fd) {
+static void probe_entry(const void *unused, int fd) {
   char err[512] = "";
   int msg[3] = {0, 0, 0};
   backend *be = cuda_backend_create(DTYPE_F32, 0, 0, err, sizeof err);
@@ -532,7 +504,7 @@ int main(int argc, char **argv) {
   /* is there a GPU at all? (children only: the parent never touches CUDA
    * or OpenMP, so that forked children can use both) */
   if (!self_mode) {
-    if (in_child(probe_entry, NULL, 60, msg, "GPU probe") != 0) {
+    if (h_in_child(probe_entry, NULL, 60, msg, "GPU probe") != 0) {
       h_failed = 1;
       return harness_finish();
     }
@@ -550,7 +522,7 @@ int main(int argc, char **argv) {
   int passed = 0, failed = 0;
   if (need_ref) {
     double t0 = now_sec();
-    if (in_child(ref_entry, NULL, timeout_s, msg, "CPU reference") != 0) failed++;
+    if (h_in_child(ref_entry, NULL, timeout_s, msg, "CPU reference") != 0) failed++;
     printf("%s CPU reference (%.1f s)\n", failed ? "FAIL" : "ok  ", now_sec() - t0);
   }
   for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
@@ -558,7 +530,7 @@ int main(int argc, char **argv) {
     if (only && strcmp(only, md->name) != 0) continue;
     if (self_mode && md->mem) continue; /* a GPU's memory: nothing to emulate */
     double t0 = now_sec();
-    if (in_child(run_mode, md, timeout_s, msg, md->name) != 0) {
+    if (h_in_child(run_mode, md, timeout_s, msg, md->name) != 0) {
       failed++;
       continue;
     }
