@@ -47,6 +47,17 @@ static inline double rel_l2(const float *a, const float *b, size_t n) {
   return sqrt(num / den);
 }
 
+/* The same against a double reference; NaN in a gives +inf. */
+static inline double rel_l2_d(const float *a, const double *b, size_t n) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (isnan(a[i])) return INFINITY;
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return den == 0 ? (num == 0 ? 0 : INFINITY) : sqrt(num / den);
+}
+
 #define CHECK_REL(a, b, n, tol, what)                                                     \
   do {                                                                                    \
     double e_ = rel_l2((a), (b), (n));                                                    \

@@ -32,16 +32,6 @@ static float *rnd(size_t n, double scale, double **d) {
   return f;
 }
 
-static double rel_d(const float *a, const double *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(a[i])) return INFINITY;
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? (num == 0 ? 0 : INFINITY) : sqrt(num / den);
-}
-
 /* dx and dw of a convolution for output gradient dy, in double */
 static void ref_conv_bwd(int n, int h, int w, int c, int k, int ks, int s, int p, int oh, int ow, double *dx,
                          double *dw, const double *dy, const double *x, const double *wt) {
@@ -78,21 +68,21 @@ static void check_conv(int n, int h, int c, int k, int ks, int s, int p) {
   char what[80];
   snprintf(what, sizeof what, "conv n%d h%d c%d k%d %dx%d s%d p%d", n, h, c, k, ks, ks, s, p);
   cpu_conv_fwd(be, &d, y, x, wt);
-  double e = rel_d(y, yr, yn);
+  double e = rel_l2_d(y, yr, yn);
   CHECK(e <= FWD_TOL, "%s forward: rel err %.3g", what, e);
   for (size_t i = 0; i < xn; i++) dx[i] = NAN; /* overwritten, never read */
   cpu_conv_bwd_data(be, &d, dx, dy, wt, 0);
-  e = rel_d(dx, dxr, xn);
+  e = rel_l2_d(dx, dxr, xn);
   CHECK(e <= BWD_TOL, "%s dx: rel err %.3g", what, e);
   for (size_t i = 0; i < xn; i++) dx[i] = 2.0f;
   cpu_conv_bwd_data(be, &d, dx, dy, wt, 1);
   for (size_t i = 0; i < xn; i++) dx[i] -= 2.0f;
-  e = rel_d(dx, dxr, xn);
+  e = rel_l2_d(dx, dxr, xn);
   CHECK(e <= BWD_TOL, "%s dx accumulated: rel err %.3g", what, e);
   for (size_t i = 0; i < wn; i++) dw[i] = 1.0f;
   cpu_conv_bwd_filter(be, &d, dw, dy, x);
   for (size_t i = 0; i < wn; i++) dw[i] -= 1.0f;
-  e = rel_d(dw, dwr, wn);
+  e = rel_l2_d(dw, dwr, wn);
   CHECK(e <= BWD_TOL, "%s dw (accumulated): rel err %.3g", what, e);
   free(x), free(wt), free(dy), free(xd), free(wd), free(gd), free(yr), free(dxr), free(dwr), free(y), free(dx);
   free(dw);
@@ -128,14 +118,14 @@ static void test_fc(void) {
   float *y = malloc((size_t)n * cout * 4), *dx = malloc((size_t)n * cin * 4);
   float *dw = calloc((size_t)cout * cin, 4), *db = calloc(cout, 4);
   cpu_fc_fwd(be, n, cin, cout, y, x, w, b);
-  double e = rel_d(y, yr, (size_t)n * cout);
+  double e = rel_l2_d(y, yr, (size_t)n * cout);
   CHECK(e <= FWD_TOL, "fc forward: rel err %.3g", e);
   cpu_fc_bwd(be, n, cin, cout, dx, dw, db, dy, x, w, 0);
-  e = rel_d(dx, dxr, (size_t)n * cin);
+  e = rel_l2_d(dx, dxr, (size_t)n * cin);
   CHECK(e <= BWD_TOL, "fc dx: rel err %.3g", e);
-  e = rel_d(dw, dwr, (size_t)cout * cin);
+  e = rel_l2_d(dw, dwr, (size_t)cout * cin);
   CHECK(e <= BWD_TOL, "fc dw: rel err %.3g", e);
-  e = rel_d(db, dbr, cout);
+  e = rel_l2_d(db, dbr, cout);
   CHECK(e <= BWD_TOL, "fc db: rel err %.3g", e);
   free(x), free(w), free(b), free(dy), free(xd), free(wd), free(bd), free(gd), free(yr), free(dxr), free(dwr);
   free(dbr), free(y), free(dx), free(dw), free(db);
@@ -159,7 +149,7 @@ static void check_bn(int m, int c, int relu, int has_r, double mean_offset) {
   char what[80];
   snprintf(what, sizeof what, "bn m%d c%d relu%d res%d offset %g", m, c, relu, has_r, mean_offset);
   cpu_bn_fwd_train(be, m, c, y, x, has_r ? r : NULL, relu, g, b, rm, rv, sm, si, 0.1f, 1e-5f);
-  double e = rel_d(y, yr, n);
+  double e = rel_l2_d(y, yr, n);
   CHECK(e <= FWD_TOL, "%s forward: rel err %.3g", what, e);
   double *dxr = malloc(n * sizeof(double)), *dzr = malloc(n * sizeof(double));
   double *dgr = calloc(c, sizeof(double)), *dbr = calloc(c, sizeof(double));
@@ -181,14 +171,14 @@ static void check_bn(int m, int c, int relu, int has_r, double mean_offset) {
     }
   }
   cpu_bn_bwd(be, m, c, dx, has_r ? dr : NULL, dg, db, dy, y, x, g, sm, si, relu, 0, 0);
-  e = rel_d(dx, dxr, n);
+  e = rel_l2_d(dx, dxr, n);
   CHECK(e <= BWD_TOL, "%s dx: rel err %.3g", what, e);
-  e = rel_d(dg, dgr, c);
+  e = rel_l2_d(dg, dgr, c);
   CHECK(e <= BWD_TOL, "%s dgamma: rel err %.3g", what, e);
-  e = rel_d(db, dbr, c);
+  e = rel_l2_d(db, dbr, c);
   CHECK(e <= BWD_TOL, "%s dbeta: rel err %.3g", what, e);
   if (has_r) {
-    e = rel_d(dr, dzr, n);
+    e = rel_l2_d(dr, dzr, n);
     CHECK(e == 0, "%s dresidual: rel err %.3g", what, e);
   }
   free(x), free(r), free(g), free(b), free(dy), free(xd), free(rd), free(gd), free(bd), free(dyd), free(yr);
@@ -231,10 +221,10 @@ static void test_maxpool(void) {
         }
   float *y = malloc(yn * 4), *dx = malloc(xn * 4);
   cpu_maxpool_fwd(be, n, h, h, c, oh, oh, k, s, p, y, x);
-  double e = rel_d(y, yr, yn);
+  double e = rel_l2_d(y, yr, yn);
   CHECK(e == 0, "maxpool forward: rel err %.3g", e);
   cpu_maxpool_bwd(be, n, h, h, c, oh, oh, k, s, p, dx, g, x, 0);
-  e = rel_d(dx, dxr, xn);
+  e = rel_l2_d(dx, dxr, xn);
   CHECK(e <= 1e-7, "maxpool backward: rel err %.3g", e);
   free(x), free(g), free(xd), free(gd), free(yr), free(dxr), free(y), free(dx);
 }

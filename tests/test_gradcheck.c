@@ -37,16 +37,6 @@ static double dot(const double *a, const double *b, size_t n) {
   for (size_t i = 0; i < n; i++) s += a[i] * b[i];
   return s;
 }
-static double rel_fd(const float *a, const double *b, size_t n) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (isnan(a[i])) return INFINITY;
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den == 0 ? (num == 0 ? 0 : INFINITY) : sqrt(num / den);
-}
-static double rel_fwd(const float *a, const double *b, size_t n) { return rel_fd(a, b, n); }
 
 /* ---- convolution ---- */
 typedef struct {
@@ -89,27 +79,27 @@ static void check_conv(int n, int h, int c, int k, int ks, int s, int p) {
   snprintf(what, sizeof what, "conv n%d h%d c%d k%d %dx%d s%d p%d", n, h, c, k, ks, ks, s, p);
   cpu_conv_fwd(be, &d, yf, xf, wf);
   conv_L(&t);
-  double e = rel_fwd(yf, t.y, yn);
+  double e = rel_l2_d(yf, t.y, yn);
   CHECK(e <= FWD_TOL, "%s forward: rel err %.3g", what, e);
   cpu_conv_bwd_data(be, &d, dxf, pf, wf, 0);
   cpu_conv_bwd_filter(be, &d, dwf, pf, xf);
   double *gx = malloc(xn * sizeof(double)), *gw = malloc(wn * sizeof(double));
   fd(t.x, xn, gx, (double (*)(void *))conv_L, &t);
   fd(t.wt, wn, gw, (double (*)(void *))conv_L, &t);
-  e = rel_fd(dxf, gx, xn);
+  e = rel_l2_d(dxf, gx, xn);
   CHECK(e <= GRAD_TOL, "%s dx: rel err %.3g", what, e);
-  e = rel_fd(dwf, gw, wn);
+  e = rel_l2_d(dwf, gw, wn);
   CHECK(e <= GRAD_TOL, "%s dw: rel err %.3g", what, e);
   /* accumulate paths: dx += and dw += */
   float *acc = malloc(xn * 4);
   for (size_t i = 0; i < xn; i++) acc[i] = 1.0f;
   cpu_conv_bwd_data(be, &d, acc, pf, wf, 1);
   for (size_t i = 0; i < xn; i++) acc[i] -= 1.0f;
-  e = rel_fd(acc, gx, xn);
+  e = rel_l2_d(acc, gx, xn);
   CHECK(e <= GRAD_TOL, "%s dx accumulate: rel err %.3g", what, e);
   cpu_conv_bwd_filter(be, &d, dwf, pf, xf); /* now 2x */
   for (size_t i = 0; i < wn; i++) dwf[i] *= 0.5f;
-  e = rel_fd(dwf, gw, wn);
+  e = rel_l2_d(dwf, gw, wn);
   CHECK(e <= GRAD_TOL, "%s dw accumulates: rel err %.3g", what, e);
   free(t.x), free(t.wt), free(t.proj), free(t.y), free(xf), free(wf), free(pf), free(yf), free(dxf), free(dwf);
   free(gx), free(gw), free(acc);
@@ -154,7 +144,7 @@ static void check_bn(int m, int c, int relu, int has_r) {
   snprintf(what, sizeof what, "bn m%d c%d relu%d res%d", m, c, relu, has_r);
   cpu_bn_fwd_train(be, m, c, yf, xf, has_r ? rf : NULL, relu, gf, bf, rm, rv, sm, si, 0.1f, 1e-5f);
   bn_L(&t);
-  double e = rel_fwd(yf, t.y, n);
+  double e = rel_l2_d(yf, t.y, n);
   CHECK(e <= FWD_TOL, "%s forward: rel err %.3g", what, e);
   /* running statistics: momentum 0.1 from (0, 1), unbiased variance */
   double err_rs = 0;
@@ -173,15 +163,15 @@ static void check_bn(int m, int c, int relu, int has_r) {
   fd(t.x, n, gx, (double (*)(void *))bn_L, &t);
   fd(t.g, c, gg, (double (*)(void *))bn_L, &t);
   fd(t.b, c, gb, (double (*)(void *))bn_L, &t);
-  e = rel_fd(dxf, gx, n);
+  e = rel_l2_d(dxf, gx, n);
   CHECK(e <= GRAD_TOL, "%s dx: rel err %.3g", what, e);
-  e = rel_fd(dg, gg, c);
+  e = rel_l2_d(dg, gg, c);
   CHECK(e <= GRAD_TOL, "%s dgamma: rel err %.3g", what, e);
-  e = rel_fd(db, gb, c);
+  e = rel_l2_d(db, gb, c);
   CHECK(e <= GRAD_TOL, "%s dbeta: rel err %.3g", what, e);
   if (has_r) {
     fd(t.r, n, gr, (double (*)(void *))bn_L, &t);
-    e = rel_fd(drf, gr, n);
+    e = rel_l2_d(drf, gr, n);
     CHECK(e <= GRAD_TOL, "%s dresidual: rel err %.3g", what, e);
   }
   free(t.x), free(t.r), free(t.g), free(t.b), free(t.proj), free(t.y), free(xf), free(rf), free(gf), free(bf);
@@ -219,11 +209,11 @@ static void test_maxpool(void) {
   float *xf = to_f(t.x, xn), *pf = to_f(t.proj, yn), *yf = malloc(yn * 4), *dxf = malloc(xn * 4);
   cpu_maxpool_fwd(be, t.n, t.h, t.h, t.c, t.oh, t.oh, t.k, t.s, t.p, yf, xf);
   maxpool_L(&t);
-  CHECK(rel_fwd(yf, t.y, yn) == 0, "maxpool forward differs");
+  CHECK(rel_l2_d(yf, t.y, yn) == 0, "maxpool forward differs");
   cpu_maxpool_bwd(be, t.n, t.h, t.h, t.c, t.oh, t.oh, t.k, t.s, t.p, dxf, pf, xf, 0);
   double *gx = malloc(xn * sizeof(double));
   fd(t.x, xn, gx, (double (*)(void *))maxpool_L, &t);
-  double e = rel_fd(dxf, gx, xn);
+  double e = rel_l2_d(dxf, gx, xn);
   CHECK(e <= GRAD_TOL, "maxpool dx: rel err %.3g", e);
   /* ties: all-zero input sends each output's gradient to its window's
    * first element (row-major), as PyTorch does */
@@ -250,11 +240,11 @@ static void test_avgpool(void) {
   float *xf = to_f(t.x, xn), *pf = to_f(t.proj, yn), *yf = malloc(yn * 4), *dxf = malloc(xn * 4);
   cpu_avgpool_fwd(be, t.n, 16, t.c, yf, xf);
   avgpool_L(&t);
-  CHECK(rel_fwd(yf, t.y, yn) <= FWD_TOL, "avgpool forward");
+  CHECK(rel_l2_d(yf, t.y, yn) <= FWD_TOL, "avgpool forward");
   cpu_avgpool_bwd(be, t.n, 16, t.c, dxf, pf, 0);
   double *gx = malloc(xn * sizeof(double));
   fd(t.x, xn, gx, (double (*)(void *))avgpool_L, &t);
-  double e = rel_fd(dxf, gx, xn);
+  double e = rel_l2_d(dxf, gx, xn);
   CHECK(e <= GRAD_TOL, "avgpool dx: rel err %.3g", e);
   free(t.x), free(t.proj), free(t.y), free(xf), free(pf), free(yf), free(dxf), free(gx);
 }
@@ -284,7 +274,7 @@ static void test_fc_xent(void) {
   float *dxf = malloc(xn * 4), *dwf = calloc(wn, 4), *dbf = calloc(11, 4), loss[5];
   cpu_fc_fwd(be, t.n, t.cin, t.cout, yf, xf, wf, bf);
   double L = fc_L(&t);
-  CHECK(rel_fwd(yf, t.logits, yn) <= FWD_TOL, "fc forward");
+  CHECK(rel_l2_d(yf, t.logits, yn) <= FWD_TOL, "fc forward");
   int32_t lab32[5];
   for (int i = 0; i < 5; i++) lab32[i] = labels[i];
   cpu_xent(be, t.n, t.cout, loss, dy, yf, lab32, 0.1f, 1.0f / t.n);
@@ -296,11 +286,11 @@ static void test_fc_xent(void) {
   fd(t.x, xn, gx, (double (*)(void *))fc_L, &t);
   fd(t.w, wn, gw, (double (*)(void *))fc_L, &t);
   fd(t.b, 11, gb, (double (*)(void *))fc_L, &t);
-  double e = rel_fd(dxf, gx, xn);
+  double e = rel_l2_d(dxf, gx, xn);
   CHECK(e <= GRAD_TOL, "fc+xent dx: rel err %.3g", e);
-  e = rel_fd(dwf, gw, wn);
+  e = rel_l2_d(dwf, gw, wn);
   CHECK(e <= GRAD_TOL, "fc+xent dw: rel err %.3g", e);
-  e = rel_fd(dbf, gb, 11);
+  e = rel_l2_d(dbf, gb, 11);
   CHECK(e <= GRAD_TOL, "fc+xent db: rel err %.3g", e);
   free(t.x), free(t.w), free(t.b), free(t.logits), free(xf), free(wf), free(bf), free(yf), free(dy), free(dxf);
   free(dwf), free(dbf), free(gx), free(gw), free(gb);

@@ -37,6 +37,22 @@ const char cmd_bench_usage[] =
     "                  eager step is timed\n"
     "With --loader it measures the input pipeline instead (see below).\n\n";
 
+/* One training step on the bench batch: replayed as a graph while use_graph
+ * holds, else eager. Returns use_graph, cleared (with the reason in why) when
+ * a graph step failed and the eager step ran instead. */
+static int bench_step(model *m, const uint8_t *img, const int32_t *lab, int batch, const sgd_config *sc,
+                      const model_step_config *gc, int use_graph, char why[320]) {
+  if (use_graph) {
+    model_graph_set_input(m, img, lab, batch);
+    if (model_graph_step(m, batch, gc) == 0) return 1;
+    snprintf(why, 320, "%s", model_graph_status(m));
+  }
+  model_set_input(m, img, lab, batch);
+  model_train_step(m, batch, 0.1f, 1.0f);
+  model_sgd_step(m, sc, 1.0f);
+  return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
   for (int i = 0; i < argc; i++)
     if (!strcmp(argv[i], "--loader")) return cmd_bench_loader(argc, argv);
@@ -93,35 +109,15 @@ int cmd_bench(int argc, char **argv) {
   gc.check_grads = dc.cuda && dc.precision == DTYPE_F16;
   char gwhy[320] = "";
   if (use_graph && model_graph_available(&m, gwhy, sizeof gwhy) != 0) use_graph = 0;
-  for (int w = 0; w < (use_graph ? 2 : 1); w++) {
-    if (use_graph) {
-      model_graph_set_input(&m, img, lab, batch);
-      if (model_graph_step(&m, batch, &gc) == 0) continue;
-      snprintf(gwhy, sizeof gwhy, "%s", model_graph_status(&m));
-      use_graph = 0;
-    }
-    model_set_input(&m, img, lab, batch);
-    model_train_step(&m, batch, 0.1f, 1.0f);
-    model_sgd_step(&m, &sc, 1.0f);
-  }
+  for (int w = 0; w < (use_graph ? 2 : 1); w++) use_graph = bench_step(&m, img, lab, batch, &sc, &gc, use_graph, gwhy);
   model_sync(&m);
   if (cache) {
     int put = cuda_conv_cache_save(be, cache);
     if (put >= 0) printf("bench: conv algorithm cache %s: %d shapes saved\n", cache, put);
   }
   double t0 = now_sec();
-  for (int s = 0; s < steps; s++) {
-    if (use_graph) {
-      /* the same pinned batch each step: uploads overlap the steps before */
-      model_graph_set_input(&m, img, lab, batch);
-      if (model_graph_step(&m, batch, &gc) == 0) continue;
-      snprintf(gwhy, sizeof gwhy, "%s", model_graph_status(&m));
-      use_graph = 0;
-    }
-    model_set_input(&m, img, lab, batch);
-    model_train_step(&m, batch, 0.1f, 1.0f);
-    model_sgd_step(&m, &sc, 1.0f);
-  }
+  /* the same pinned batch each step: graph uploads overlap the steps before */
+  for (int s = 0; s < steps; s++) use_graph = bench_step(&m, img, lab, batch, &sc, &gc, use_graph, gwhy);
   model_sync(&m);
   double train = (double)batch * steps / (now_sec() - t0);
   if (gwhy[0] || use_graph) {
